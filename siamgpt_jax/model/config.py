@@ -1,0 +1,233 @@
+"""Qwen3 architecture config, the official presets, parameter and FLOP counts.
+
+Presets carry Hugging Face's exact config.json values for the Qwen3 dense family. This module is
+the single source of truth for shapes: the model, the converter and the mesh planner all read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class UnsupportedConfigError(ValueError):
+    """The HF config asks for a feature this implementation does not provide."""
+
+
+@dataclass(frozen=True)
+class Qwen3Config:
+    vocab_size: int = 151936
+    hidden_size: int = 1024
+    intermediate_size: int = 3072
+    num_hidden_layers: int = 28
+    num_attention_heads: int = 16
+    num_key_value_heads: int = 8
+    head_dim: int = 128
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 1_000_000.0
+    # None (default RoPE) or {"rope_type": "yarn", "factor": ..., "original_max_position_embeddings": ...}
+    rope_scaling: dict[str, Any] | None = None
+    max_position_embeddings: int = 40960
+    tie_word_embeddings: bool = True
+    attention_bias: bool = False
+    bos_token_id: int = 151643
+    eos_token_id: int = 151645
+    pad_token_id: int | None = None
+    max_window_layers: int = 28
+    hidden_act: str = "silu"
+    initializer_range: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise UnsupportedConfigError(
+                f"num_attention_heads={self.num_attention_heads} is not a multiple of "
+                f"num_key_value_heads={self.num_key_value_heads}"
+            )
+        if self.hidden_act != "silu":
+            raise UnsupportedConfigError(f"hidden_act={self.hidden_act!r}: only 'silu' is supported")
+        if self.attention_bias:
+            raise UnsupportedConfigError("attention_bias=true is not supported (Qwen3 has none)")
+        if self.rope_scaling is not None:
+            kind = self.rope_scaling.get("rope_type", self.rope_scaling.get("type", "default"))
+            if kind not in ("default", "yarn"):
+                raise UnsupportedConfigError(
+                    f"rope_scaling type {kind!r} is not supported (supported: default, yarn)"
+                )
+
+    @property
+    def q_per_kv(self) -> int:
+        return self.num_attention_heads // self.num_key_value_heads
+
+    def replace(self, **changes: Any) -> "Qwen3Config":
+        return dataclasses.replace(self, **changes)
+
+    # ---- HF config.json <-> Qwen3Config -------------------------------------------------------
+    @classmethod
+    def from_hf_dict(cls, d: dict[str, Any], source: str = "config.json") -> "Qwen3Config":
+        model_type = d.get("model_type")
+        if model_type != "qwen3":
+            raise UnsupportedConfigError(
+                f"{source}: model_type={model_type!r} is not supported; only 'qwen3' (dense) is"
+            )
+        if d.get("use_sliding_window"):
+            raise UnsupportedConfigError(f"{source}: use_sliding_window=true is not supported")
+        rope_scaling = d.get("rope_scaling")
+        # transformers >= 5 folds rope_theta into rope_parameters.
+        rope_params = d.get("rope_parameters") or {}
+        rope_theta = d.get("rope_theta", rope_params.get("rope_theta", 1_000_000.0))
+        if rope_scaling is None and rope_params.get("rope_type", "default") != "default":
+            rope_scaling = {k: v for k, v in rope_params.items() if k != "rope_theta"}
+        if rope_scaling is not None and rope_scaling.get("rope_type", rope_scaling.get("type")) == "default":
+            rope_scaling = None
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        kwargs["rope_theta"] = float(rope_theta)
+        kwargs["rope_scaling"] = rope_scaling
+        if kwargs.get("head_dim") is None:
+            kwargs["head_dim"] = d["hidden_size"] // d["num_attention_heads"]
+        if isinstance(kwargs.get("eos_token_id"), list):
+            kwargs["eos_token_id"] = kwargs["eos_token_id"][0]
+        try:
+            return cls(**kwargs)
+        except UnsupportedConfigError as e:
+            raise UnsupportedConfigError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_hf_file(cls, path: str | Path) -> "Qwen3Config":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read HF config: {e}") from None
+        return cls.from_hf_dict(data, source=str(path))
+
+    def to_hf_dict(self, torch_dtype: str = "bfloat16") -> dict[str, Any]:
+        """Every field transformers' Qwen3Config needs, in config.json form."""
+        return {
+            "architectures": ["Qwen3ForCausalLM"],
+            "model_type": "qwen3",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": self.hidden_act,
+            "max_position_embeddings": self.max_position_embeddings,
+            "initializer_range": self.initializer_range,
+            "rms_norm_eps": self.rms_norm_eps,
+            "use_cache": True,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": self.rope_scaling,
+            "attention_bias": False,
+            "attention_dropout": 0.0,
+            "use_sliding_window": False,
+            "sliding_window": None,
+            "max_window_layers": self.max_window_layers,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
+            "torch_dtype": torch_dtype,
+        }
+
+
+def _qwen3(**kw: Any) -> Qwen3Config:
+    return Qwen3Config(**kw)
+
+
+# Exact values from the Qwen/Qwen3-* config.json files on the Hugging Face hub.
+PRESETS: dict[str, Qwen3Config] = {
+    "qwen3-0.6b": _qwen3(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+                         num_attention_heads=16, num_key_value_heads=8, tie_word_embeddings=True,
+                         max_window_layers=28),
+    "qwen3-1.7b": _qwen3(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
+                         num_attention_heads=16, num_key_value_heads=8, tie_word_embeddings=True,
+                         max_window_layers=28),
+    "qwen3-4b": _qwen3(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
+                       num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True,
+                       max_window_layers=36),
+    "qwen3-8b": _qwen3(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+                       num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False,
+                       max_window_layers=36),
+    "qwen3-14b": _qwen3(hidden_size=5120, intermediate_size=17408, num_hidden_layers=40,
+                        num_attention_heads=40, num_key_value_heads=8, tie_word_embeddings=False,
+                        max_window_layers=40),
+    "qwen3-32b": _qwen3(hidden_size=5120, intermediate_size=25600, num_hidden_layers=64,
+                        num_attention_heads=64, num_key_value_heads=8, tie_word_embeddings=False,
+                        max_window_layers=64),
+    # Not an official model: the embedded CPU demo. Real Qwen3 vocabulary, tiny body.
+    "qwen3-tiny": _qwen3(hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                         tie_word_embeddings=True, max_window_layers=2, max_position_embeddings=4096),
+}
+
+
+def preset(name: str) -> Qwen3Config:
+    """The config of a named preset, e.g. preset('qwen3-32b')."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(PRESETS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise KeyError(f"unknown model preset '{name}'{hint} (known: {', '.join(PRESETS)})") from None
+
+
+def param_shapes(c: Qwen3Config) -> dict[str, tuple[int, ...]]:
+    """Shapes of every parameter, layer tensors stacked on a leading `layers` axis.
+
+    Keys are the model's parameter paths; the converter and the planner use this table too.
+    """
+    L, D, F = c.num_hidden_layers, c.hidden_size, c.intermediate_size
+    H, K, Dh = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+    shapes = {
+        "embed": (c.vocab_size, D),
+        "layers.attn_norm": (L, D),
+        "layers.q_proj": (L, D, H, Dh),
+        "layers.k_proj": (L, D, K, Dh),
+        "layers.v_proj": (L, D, K, Dh),
+        "layers.o_proj": (L, H, Dh, D),
+        "layers.q_norm": (L, Dh),
+        "layers.k_norm": (L, Dh),
+        "layers.mlp_norm": (L, D),
+        "layers.gate_proj": (L, D, F),
+        "layers.up_proj": (L, D, F),
+        "layers.down_proj": (L, F, D),
+        "final_norm": (D,),
+    }
+    if not c.tie_word_embeddings:
+        shapes["lm_head"] = (D, c.vocab_size)
+    return shapes
+
+
+def param_count(c: Qwen3Config) -> int:
+    """Total parameters, counted as HF counts them (tied embeddings counted once)."""
+    total = 0
+    for shape in param_shapes(c).values():
+        n = 1
+        for s in shape:
+            n *= s
+        total += n
+    return total
+
+
+def flops_per_token(c: Qwen3Config, seq_len: int, *, training: bool = True, causal: bool = True) -> float:
+    """Model FLOPs per token (the MFU numerator): 2 FLOPs per matmul MAC, backward = 2x forward.
+
+    Counts the dense matmuls (attention projections, MLP, LM head) and the attention scores and
+    values (QK^T and PV), halved under a causal mask. Norms, RoPE and softmax are ignored, as is
+    usual for MFU. Embedding lookups are free.
+    """
+    D, F, L = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+    H, K, Dh = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+    per_layer_matmul = D * H * Dh + 2 * D * K * Dh + H * Dh * D + 3 * D * F
+    dense = L * per_layer_matmul + D * c.vocab_size
+    attn = L * 2 * seq_len * H * Dh * (0.5 if causal else 1.0)  # QK^T and PV MACs per token
+    forward = 2.0 * (dense + attn)
+    return 3.0 * forward if training else forward
