@@ -43,14 +43,35 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
 }
 
 Rules = Mapping[str, Sequence[str]]
+# The logical names the model and the planner use; a rules table may map only these.
+LOGICAL_AXES = tuple(DEFAULT_RULES)
+# A Mesh, or just its axis sizes ({"data": 2, "fsdp": 4, ...}): the planner has no devices.
+MeshLike = Mesh | Mapping[str, int]
+
+
+def _axis_sizes(mesh: MeshLike) -> Mapping[str, int]:
+    return mesh.shape if isinstance(mesh, Mesh) else mesh
 
 
 class ShardingRuleError(ValueError):
     """A rule names an unknown logical or mesh axis, or a tensor names an unmapped logical axis."""
 
 
-def validate_rules(rules: Rules, mesh_axis_names: Sequence[str] = MESH_AXES) -> None:
+def validate_rules(
+    rules: Rules, mesh_axis_names: Sequence[str] = MESH_AXES, logical_names: Sequence[str] | None = None
+) -> None:
+    """Every rule must name existing mesh axes (and, if `logical_names` is given, a known logical axis)."""
     for logical, axes in rules.items():
+        if logical_names is not None and logical not in logical_names:
+            import difflib
+
+            close = difflib.get_close_matches(logical, list(logical_names), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(logical_names)})"
+            raise ShardingRuleError(f"sharding rule for unknown logical axis '{logical}'{hint}")
+        if isinstance(axes, str):
+            raise ShardingRuleError(f"sharding rule '{logical}: {axes!r}' must be a list of mesh axes, not a string")
+        if len(set(axes)) != len(axes):
+            raise ShardingRuleError(f"sharding rule '{logical}: {list(axes)}' repeats a mesh axis")
         for axis in axes:
             if axis not in mesh_axis_names:
                 raise ShardingRuleError(
@@ -60,7 +81,7 @@ def validate_rules(rules: Rules, mesh_axis_names: Sequence[str] = MESH_AXES) -> 
 
 
 def logical_to_spec(
-    logical_axes: Sequence[str | None] | None, rules: Rules, mesh: Mesh | None = None
+    logical_axes: Sequence[str | None] | None, rules: Rules, mesh: MeshLike | None = None
 ) -> PartitionSpec:
     """PartitionSpec for a tensor whose dims carry `logical_axes`.
 
@@ -69,6 +90,7 @@ def logical_to_spec(
     """
     if logical_axes is None:
         return PartitionSpec()
+    sizes = None if mesh is None else _axis_sizes(mesh)
     used: set[str] = set()
     out: list[Any] = []
     for name in logical_axes:
@@ -77,7 +99,7 @@ def logical_to_spec(
             continue
         if name not in rules:
             raise ShardingRuleError(f"logical axis '{name}' has no sharding rule (known: {sorted(rules)})")
-        axes = [a for a in rules[name] if a not in used and (mesh is None or mesh.shape.get(a, 1) > 1)]
+        axes = [a for a in rules[name] if a not in used and (sizes is None or sizes.get(a, 1) > 1)]
         used.update(axes)
         out.append(None if not axes else axes[0] if len(axes) == 1 else tuple(axes))
     while out and out[-1] is None:
@@ -85,8 +107,9 @@ def logical_to_spec(
     return PartitionSpec(*out)
 
 
-def divisible_spec(spec: PartitionSpec, shape: Sequence[int], mesh: Mesh) -> PartitionSpec:
+def divisible_spec(spec: PartitionSpec, shape: Sequence[int], mesh: MeshLike) -> PartitionSpec:
     """Drop mesh axes from dims they do not divide (e.g. 8 kv heads over tensor=16 -> replicated)."""
+    sizes = _axis_sizes(mesh)
     out = []
     for dim, entry in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
         if entry is None:
@@ -95,13 +118,30 @@ def divisible_spec(spec: PartitionSpec, shape: Sequence[int], mesh: Mesh) -> Par
         axes = (entry,) if isinstance(entry, str) else tuple(entry)
         kept, size = [], 1
         for a in axes:
-            if dim % (size * mesh.shape[a]) == 0:
+            if dim % (size * sizes[a]) == 0:
                 kept.append(a)
-                size *= mesh.shape[a]
+                size *= sizes[a]
         out.append(None if not kept else kept[0] if len(kept) == 1 else tuple(kept))
     while out and out[-1] is None:
         out.pop()
     return PartitionSpec(*out)
+
+
+def local_shape(
+    logical_axes: Sequence[str | None] | None, shape: Sequence[int], mesh: MeshLike, rules: Rules
+) -> tuple[int, ...]:
+    """The per-device shard shape of a tensor of `shape` whose dims carry `logical_axes`."""
+    sizes = _axis_sizes(mesh)
+    spec = divisible_spec(logical_to_spec(logical_axes, rules, mesh), shape, mesh)
+    entries = tuple(spec) + (None,) * (len(shape) - len(spec))
+    out = []
+    for dim, entry in zip(shape, entries):
+        axes = () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
+        div = 1
+        for a in axes:
+            div *= sizes[a]
+        out.append(dim // div)
+    return tuple(out)
 
 
 def named_sharding(logical_axes: Sequence[str | None] | None, shape: Sequence[int], mesh: Mesh, rules: Rules) -> NamedSharding:
