@@ -206,6 +206,28 @@ def param_shapes(c: Qwen3Config) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def param_logical_axes(c: Qwen3Config) -> dict[str, tuple[str, ...]]:
+    """Logical axis names of every parameter in param_shapes (same keys): what sharding rules map."""
+    axes = {
+        "embed": ("vocab", "embed"),
+        "layers.attn_norm": ("layers", "norm"),
+        "layers.q_proj": ("layers", "embed", "q_heads", "head_dim"),
+        "layers.k_proj": ("layers", "embed", "kv_heads", "head_dim"),
+        "layers.v_proj": ("layers", "embed", "kv_heads", "head_dim"),
+        "layers.o_proj": ("layers", "q_heads", "head_dim", "embed"),
+        "layers.q_norm": ("layers", "norm"),
+        "layers.k_norm": ("layers", "norm"),
+        "layers.mlp_norm": ("layers", "norm"),
+        "layers.gate_proj": ("layers", "embed", "mlp"),
+        "layers.up_proj": ("layers", "embed", "mlp"),
+        "layers.down_proj": ("layers", "mlp", "embed"),
+        "final_norm": ("norm",),
+    }
+    if not c.tie_word_embeddings:
+        axes["lm_head"] = ("embed", "vocab")
+    return axes
+
+
 def param_count(c: Qwen3Config) -> int:
     """Total parameters, counted as HF counts them (tied embeddings counted once)."""
     total = 0
