@@ -1,0 +1,39 @@
+"""`siamgpt-jax train --config configs/NAME.yaml [key=value ...] [--resume]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML file (see configs/)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=10 optim.learning_rate=1e-4")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from siamgpt_jax.config import ConfigError
+    from siamgpt_jax.train.config import load_job_config
+
+    try:
+        cfg = load_job_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"siamgpt-jax train: config error: {e}", file=sys.stderr)
+        return 2
+
+    from siamgpt_jax.parallel.distributed import initialize
+    from siamgpt_jax.train.loop import NonFiniteLossError, train
+
+    initialize()
+    try:
+        result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    except NonFiniteLossError as e:
+        print(f"siamgpt-jax train: {e}", file=sys.stderr)
+        return 3
+    print(
+        f"trained steps {result.steps_done}/{cfg.train.steps}: loss {result.first_loss:.4f} -> {result.last_loss:.4f}; "
+        f"checkpoint step {result.last_checkpoint} in {cfg.run_dir}"
+    )
+    return 0 if result.stopped_by == "completed" else 130

@@ -1,0 +1,246 @@
+"""The training loop: the imperative shell around the pure `train_step`.
+
+Read top to bottom: build mesh, tokenizer, model, optimizer and state; restore if asked; then
+step, log, evaluate and checkpoint until done, a stop signal, or a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from siamgpt_jax import config as config_lib
+from siamgpt_jax.model.config import flops_per_token
+from siamgpt_jax.parallel.mesh import make_mesh
+from siamgpt_jax.train.checkpoint import Checkpointer
+from siamgpt_jax.train.config import JobConfig
+from siamgpt_jax.train.optimizer import learning_rate_schedule, make_optimizer
+from siamgpt_jax.train.state import ModelDef, abstract_train_state, create_train_state, state_shardings
+from siamgpt_jax.train.step import (
+    StepConfig,
+    batch_sharding,
+    jit_eval_step,
+    jit_train_step,
+    make_eval_step,
+    make_train_step,
+)
+
+# Dense bf16 peak per device, for MFU when the config does not say.
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "GH200": 989.0}
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    first_loss: float | None = None
+    last_loss: float | None = None
+    steps_done: int = 0
+    last_checkpoint: int | None = None
+    stopped_by: str = "completed"  # completed | signal | non_finite
+    losses: list[float] = field(default_factory=list)
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    state: Any = None  # the final TrainState (on device)
+    model_def: ModelDef | None = None
+
+
+def _dtype(name: str):
+    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
+
+
+def build_model(cfg: JobConfig, mesh, rules):
+    """Random init from a preset, or an HF import, placed directly on the mesh."""
+    kwargs = dict(
+        param_dtype=_dtype(cfg.model.param_dtype),
+        dtype=_dtype(cfg.model.dtype),
+        remat=cfg.model.remat,
+        attention=cfg.model.attention,
+    )
+    if cfg.model.hf_path:
+        from siamgpt_jax.convert import load_hf
+
+        return load_hf(cfg.model.hf_path, dtype=kwargs.pop("param_dtype"), mesh=mesh, rules=rules, **kwargs)
+    from siamgpt_jax.model.qwen3 import init_model
+
+    return init_model(cfg.model.architecture(), seed=cfg.seed, mesh=mesh, rules=rules, **kwargs)
+
+
+def peak_flops_per_device(cfg: JobConfig) -> float | None:
+    if cfg.train.peak_tflops_per_device:
+        return cfg.train.peak_tflops_per_device * 1e12
+    kind = jax.devices()[0].device_kind
+    for name, tflops in PEAK_TFLOPS.items():
+        if name in kind:
+            return tflops * 1e12
+    return None
+
+
+class _StopFlag:
+    """SIGTERM/SIGINT request a checkpoint and a clean exit after the current step."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, _frame):
+        self.signal_name = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _host_batch_tokens(batch: dict[str, np.ndarray]) -> int:
+    return int((batch["segment_ids"] > 0).sum())
+
+
+def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    from siamgpt_jax.loader.pipeline import make_loader
+    from siamgpt_jax.loader.tokenizer import load_tokenizer
+
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    is_chief = jax.process_index() == 0
+    if is_chief:
+        (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2), encoding="utf-8")
+
+    # --- mesh, model, optimizer, state ---
+    mesh = make_mesh(cfg.mesh)
+    rules = dict(cfg.mesh.rules)
+    arch = cfg.model.architecture()
+    model = build_model(cfg, mesh, rules)
+    model_def, params = ModelDef.split(model)
+    del model
+    optimizer = make_optimizer(cfg.optim, cfg.train.steps)
+    schedule = learning_rate_schedule(cfg.optim, cfg.train.steps)
+    shardings = state_shardings(model_def, optimizer, mesh, rules)
+    state = create_train_state(params, optimizer, shardings)
+    del params
+
+    # --- data ---
+    tokenizer = load_tokenizer(cfg.data.tokenizer)
+    if cfg.train.global_batch % jax.process_count():
+        raise config_lib.ConfigError(
+            f"train.global_batch={cfg.train.global_batch} is not divisible by the {jax.process_count()} processes"
+        )
+    local_batch = cfg.train.global_batch // jax.process_count()
+    loader = make_loader(cfg.data, tokenizer, batch_size=local_batch, seed=cfg.seed, split="train")
+    data_iter = iter(loader)
+
+    # --- checkpoints ---
+    ckpt = Checkpointer(cfg.checkpoint.dir or run_dir / "checkpoints", cfg.checkpoint)
+    if resume and ckpt.latest_step() is not None:
+        abstract = abstract_train_state(model_def, optimizer, shardings)
+        state, data_state, _ = ckpt.restore(abstract)
+        data_iter.set_state(data_state)
+        print(f"resumed from {ckpt.directory} at step {int(state.step)}", flush=True)
+
+    step_cfg = StepConfig(cfg.train.micro_batches, cfg.train.loss_chunk, cfg.train.z_loss)
+    train_step = jit_train_step(make_train_step(model_def, optimizer, step_cfg, schedule), mesh, rules, shardings)
+    eval_step = jit_eval_step(make_eval_step(model_def, step_cfg), mesh, rules, shardings.params)
+    in_sharding = batch_sharding(mesh, rules)
+
+    def to_global(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        return {k: jax.make_array_from_process_local_data(in_sharding, np.asarray(v)) for k, v in batch.items()}
+
+    def evaluate() -> float:
+        eval_iter = iter(make_loader(cfg.data, tokenizer, batch_size=local_batch, seed=cfg.seed, split="eval", num_epochs=1))
+        total, tokens = 0.0, 0.0
+        for _, batch in zip(range(cfg.train.eval_batches), eval_iter):
+            out = jax.device_get(eval_step(state.params, to_global(batch)))
+            total, tokens = total + float(out["loss_sum"]), tokens + float(out["loss_tokens"])
+        return total / max(tokens, 1.0)
+
+    # --- logging ---
+    flops_tok = flops_per_token(arch, cfg.data.seq_len)
+    peak = peak_flops_per_device(cfg)
+    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if is_chief else None
+    tb = None
+    if is_chief:
+        from tensorboardX import SummaryWriter
+
+        tb = SummaryWriter(str(run_dir / "tensorboard"))
+    bar = None
+    start_step = int(state.step)
+    if progress and is_chief:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.train.steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+
+    result = TrainResult(run_dir=run_dir, steps_done=start_step, last_checkpoint=ckpt.latest_step())
+    config_dict = config_lib.to_dict(cfg)
+    try:
+        with _StopFlag() as stop:
+            step = start_step
+            while step < cfg.train.steps:
+                t0 = time.perf_counter()
+                host_batch = next(data_iter)
+                tokens = _host_batch_tokens(host_batch) * jax.process_count()
+                state, metrics = train_step(state, to_global(host_batch))
+                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                dt = time.perf_counter() - t0
+                step += 1
+                loss = metrics["loss"]
+                if not math.isfinite(loss) or not math.isfinite(metrics["grad_norm"]):
+                    ckpt.wait()
+                    result.stopped_by = "non_finite"
+                    raise NonFiniteLossError(
+                        f"non-finite loss ({loss}) or grad norm ({metrics['grad_norm']}) at step {step}; "
+                        f"stopped without saving this state. Last good checkpoint: "
+                        f"{ckpt.latest_step()} in {ckpt.directory}"
+                    )
+                record = {"step": step, **metrics, "tokens": tokens, "step_time_s": dt, "tokens_per_s": tokens / dt}
+                if peak:
+                    record["mfu"] = flops_tok * record["tokens_per_s"] / (peak * jax.device_count())
+                result.losses.append(loss)
+                result.first_loss = loss if result.first_loss is None else result.first_loss
+                result.last_loss, result.steps_done = loss, step
+                if cfg.train.eval_every and step % cfg.train.eval_every == 0:
+                    record["eval_loss"] = evaluate()
+                    result.eval_losses.append((step, record["eval_loss"]))
+                if is_chief and (step % cfg.train.log_every == 0 or step == cfg.train.steps):
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                    for k, v in record.items():
+                        if k != "step":
+                            tb.add_scalar(f"train/{k}", v, step)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
+                final = step == cfg.train.steps or stop.signal_name is not None
+                if ckpt.save(step, state, data_iter.get_state(), config_dict, force=final):
+                    result.last_checkpoint = step
+                if stop.signal_name is not None:
+                    result.stopped_by = "signal"
+                    print(f"\n{stop.signal_name} received: saved checkpoint at step {step}, exiting", flush=True)
+                    break
+    finally:
+        ckpt.close()
+        if bar is not None:
+            bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+        if tb is not None:
+            tb.close()
+    result.state, result.model_def = state, model_def
+    return result

@@ -1,0 +1,141 @@
+"""The pure SFT step: (state, batch) -> (state, metrics), jit-compiled with the state donated.
+
+Gradient accumulation runs inside the step as a scan over micro-batches. The loss is normalised
+by the number of loss tokens in the whole global batch (sum of token losses / sum of tokens), not a
+mean of per-micro-batch means, so micro-batching never changes the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from siamgpt_jax.parallel.rules import Rules, constrain, logical_to_spec, use_mesh_rules
+from siamgpt_jax.train.loss import chunked_cross_entropy
+from siamgpt_jax.train.state import ModelDef, TrainState
+
+Batch = dict[str, jax.Array]  # inputs, targets, loss_mask, segment_ids, positions: [B, S]
+BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    micro_batches: int = 1
+    loss_chunk: int = 1024
+    z_loss: float = 0.0
+
+
+def _loss_sums(model_def: ModelDef, params, batch: Batch, cfg: StepConfig):
+    model = model_def.merge(params)
+    hidden = model.hidden_states(batch["inputs"], positions=batch["positions"], segment_ids=batch["segment_ids"])
+    ce, n_tokens, z = chunked_cross_entropy(
+        hidden, model.lm_head_kernel(), batch["targets"], batch["loss_mask"], chunk=cfg.loss_chunk, z_loss=cfg.z_loss
+    )
+    return ce + z, (ce, n_tokens, z)
+
+
+def _split_micro(batch: Batch, micro: int) -> Batch:
+    """[B, S] -> [micro, B/micro, S]; rows are strided so every micro-batch spans all data shards."""
+
+    def split(x):
+        b = x.shape[0]
+        if b % micro:
+            raise ValueError(f"global batch {b} is not divisible by micro_batches={micro}")
+        return x.reshape(b // micro, micro, *x.shape[1:]).swapaxes(0, 1)
+
+    return jax.tree.map(split, batch)
+
+
+def global_norm(tree) -> jax.Array:
+    """L2 norm over every leaf, accumulated in fp32."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
+
+
+def make_train_step(
+    model_def: ModelDef, optimizer: optax.GradientTransformation, cfg: StepConfig, schedule: Callable | None = None
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+    """The pure step function (not yet jitted)."""
+    grad_fn = jax.grad(lambda p, b: _loss_sums(model_def, p, b, cfg), has_aux=True)
+
+    def train_step(state: TrainState, batch: Batch):
+        batch = {k: constrain(batch[k], ("batch", "seq")) for k in BATCH_KEYS}
+        if cfg.micro_batches == 1:
+            grads, (ce, n_tokens, z) = grad_fn(state.params, batch)
+        else:
+            def accumulate(carry, micro_batch):
+                micro_batch = {k: constrain(v, ("batch", "seq")) for k, v in micro_batch.items()}
+                g, aux = grad_fn(state.params, micro_batch)
+                return jax.tree.map(jnp.add, carry, (g, aux)), None
+
+            zeros = (
+                jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params),
+                (jnp.float32(0), jnp.float32(0), jnp.float32(0)),
+            )
+            (grads, (ce, n_tokens, z)), _ = jax.lax.scan(accumulate, zeros, _split_micro(batch, cfg.micro_batches))
+        denom = jnp.maximum(n_tokens, 1.0)
+        grads = jax.tree.map(lambda g, p: (g / denom).astype(p.dtype), grads, state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {
+            "loss": ce / denom,
+            "z_loss": z / denom,
+            "loss_tokens": n_tokens,
+            "grad_norm": global_norm(grads),
+            "param_norm": global_norm(params),
+        }
+        if schedule is not None:
+            metrics["learning_rate"] = schedule(state.step)
+        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return train_step
+
+
+def make_eval_step(model_def: ModelDef, cfg: StepConfig) -> Callable[[dict, Batch], dict[str, jax.Array]]:
+    def eval_step(params, batch: Batch):
+        batch = {k: constrain(batch[k], ("batch", "seq")) for k in BATCH_KEYS}
+        _, (ce, n_tokens, _) = _loss_sums(model_def, params, batch, cfg)
+        return {"loss_sum": ce, "loss_tokens": n_tokens}
+
+    return eval_step
+
+
+def batch_sharding(mesh: Mesh, rules: Rules) -> NamedSharding:
+    return NamedSharding(mesh, logical_to_spec(("batch", "seq"), rules, mesh))
+
+
+def _with_rules(fn: Callable, mesh: Mesh | None, rules: Rules | None) -> Callable:
+    """Trace `fn` with activation constraints bound to `mesh` (a no-op without one)."""
+
+    def wrapped(*args):
+        with use_mesh_rules(mesh, rules):
+            return fn(*args)
+
+    return wrapped
+
+
+def jit_train_step(step_fn: Callable, mesh: Mesh | None, rules: Rules | None, state_sh: TrainState | None):
+    if mesh is None:
+        return jax.jit(step_fn, donate_argnums=0)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(
+        _with_rules(step_fn, mesh, rules),
+        in_shardings=(state_sh, batch_sharding(mesh, rules)),
+        out_shardings=(state_sh, replicated),
+        donate_argnums=0,
+    )
+
+
+def jit_eval_step(eval_fn: Callable, mesh: Mesh | None, rules: Rules | None, params_sh: Any | None):
+    if mesh is None:
+        return jax.jit(eval_fn)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(
+        _with_rules(eval_fn, mesh, rules),
+        in_shardings=(params_sh, batch_sharding(mesh, rules)),
+        out_shardings=replicated,
+    )
