@@ -1,0 +1,79 @@
+"""Causal GQA self-attention with packed-segment masking: an XLA reference path and a fused path.
+
+Both paths share one mask rule (`segment_causal_mask`): token i may attend to token j when j <= i
+and both carry the same segment id. Segment 0 (padding) attends within itself, so no softmax row
+is ever empty and padding never produces NaNs; the loss masks those tokens anyway.
+
+Shapes: q [batch, seq, q_heads, head_dim]; k, v [batch, seq, kv_heads, head_dim].
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+ATTENTION_IMPLS = ("xla", "cudnn", "auto")
+
+
+def validate_attention(name: str) -> str:
+    if name not in ATTENTION_IMPLS:
+        raise ValueError(f"attention={name!r} is not one of {list(ATTENTION_IMPLS)}")
+    return name
+
+
+def segment_causal_mask(segment_ids: jnp.ndarray | None, seq_len: int) -> jnp.ndarray:
+    """[batch or 1, 1, seq, seq] bool: causal by index, and within one segment when ids are given."""
+    idx = jnp.arange(seq_len)
+    mask = (idx[:, None] >= idx[None, :])[None, None]
+    if segment_ids is not None:
+        same = segment_ids[:, :, None] == segment_ids[:, None, :]
+        mask = mask & same[:, None]
+    return mask
+
+
+def xla_attention(q, k, v, segment_ids, *, scale: float) -> jnp.ndarray:
+    """Reference path: explicit scores, fp32 softmax, grouped heads without repeating k/v."""
+    B, S, H, Dh = q.shape
+    K = k.shape[2]
+    qg = q.reshape(B, S, K, H // K, Dh)
+    scores = jnp.einsum("bqkgd,bskd->bkgqs", qg, k, preferred_element_type=jnp.float32) * scale
+    mask = segment_causal_mask(segment_ids, S)[:, :, None]  # [B,1,1,S,S]
+    scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bkgqs,bskd->bqkgd", probs, v, preferred_element_type=jnp.float32)
+    return out.reshape(B, S, H, Dh).astype(q.dtype)
+
+
+def fused_attention(q, k, v, segment_ids, *, scale: float, implementation: str = "cudnn") -> jnp.ndarray:
+    """jax.nn.dot_product_attention with the shared segment mask.
+
+    implementation="cudnn" is the GPU flash kernel (bf16/fp16, head_dim <= 128 and a multiple of 8);
+    the same call with implementation="xla" runs on CPU, which is how the tests check this wrapper.
+    Without segment ids only the built-in causal mask is used (no [S, S] mask is materialised).
+    """
+    mask = None
+    if segment_ids is not None:
+        same = segment_ids[:, :, None] == segment_ids[:, None, :]
+        mask = same[:, None]  # [B,1,S,S]; causality comes from is_causal
+    return jax.nn.dot_product_attention(
+        q, k, v, mask=mask, scale=scale, is_causal=True, implementation=implementation
+    )
+
+
+def cudnn_supported(q: jnp.ndarray) -> bool:
+    return q.dtype in (jnp.bfloat16, jnp.float16) and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128
+
+
+def resolve(name: str, q: jnp.ndarray) -> str:
+    """'auto' -> 'cudnn' on GPU when cuDNN supports the dtype/shape, else 'xla'."""
+    if name != "auto":
+        return name
+    on_gpu = jax.default_backend() in ("gpu", "cuda")
+    return "cudnn" if on_gpu and cudnn_supported(q) else "xla"
+
+
+def attention(q, k, v, segment_ids, *, scale: float, impl: str) -> jnp.ndarray:
+    impl = resolve(impl, q)
+    if impl == "xla":
+        return xla_attention(q, k, v, segment_ids, scale=scale)
+    return fused_attention(q, k, v, segment_ids, scale=scale, implementation="cudnn")

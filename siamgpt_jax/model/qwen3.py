@@ -1,0 +1,213 @@
+"""Qwen3 (dense) in Flax NNX, computing what transformers' Qwen3ForCausalLM computes.
+
+Parameters are plain nnx.Param with the layer tensors stacked on a leading `layers` axis (paths
+and shapes exactly as `param_shapes`), each carrying `logical_axes` metadata for sharding. The
+forward pass is a pure function of those arrays: the layers run under one `jax.lax.scan`, so
+compile time does not grow with depth, wrapped in `jax.checkpoint` with the chosen remat policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from siamgpt_jax.model import attention as attn
+from siamgpt_jax.model.config import Qwen3Config, param_shapes
+from siamgpt_jax.model.rope import apply_rope, cos_sin
+from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sharding
+
+# Logical axis names of every parameter (keys as in param_shapes).
+LOGICAL_AXES: dict[str, tuple[str, ...]] = {
+    "embed": ("vocab", "embed"),
+    "layers.attn_norm": ("layers", "norm"),
+    "layers.q_proj": ("layers", "embed", "q_heads", "head_dim"),
+    "layers.k_proj": ("layers", "embed", "kv_heads", "head_dim"),
+    "layers.v_proj": ("layers", "embed", "kv_heads", "head_dim"),
+    "layers.o_proj": ("layers", "q_heads", "head_dim", "embed"),
+    "layers.q_norm": ("layers", "norm"),
+    "layers.k_norm": ("layers", "norm"),
+    "layers.mlp_norm": ("layers", "norm"),
+    "layers.gate_proj": ("layers", "embed", "mlp"),
+    "layers.up_proj": ("layers", "embed", "mlp"),
+    "layers.down_proj": ("layers", "mlp", "embed"),
+    "final_norm": ("norm",),
+    "lm_head": ("embed", "vocab"),
+}
+LAYER_KEYS = tuple(k.split(".", 1)[1] for k in LOGICAL_AXES if k.startswith("layers."))
+NORM_KEYS = ("attn_norm", "q_norm", "k_norm", "mlp_norm")
+
+# "dots" saves the outputs of weight matmuls (dots without batch dims) and recomputes the rest,
+# including the [S, S] attention scores, which are the expensive thing to keep.
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def rms_norm(x: jnp.ndarray, weight: jnp.ndarray, eps: float) -> jnp.ndarray:
+    """HF's Qwen3RMSNorm: normalise in fp32, cast back, then scale in the input dtype."""
+    xf = x.astype(jnp.float32)
+    xf = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + eps)
+    return weight.astype(x.dtype) * xf.astype(x.dtype)
+
+
+def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
+    """One decoder layer. x: [B,S,D]; p: this layer's params (no `layers` axis)."""
+    eps = config.rms_norm_eps
+    w = {k: (v if k in NORM_KEYS else v.astype(dtype)) for k, v in p.items()}
+
+    h = rms_norm(x, w["attn_norm"], eps)
+    q = jnp.einsum("bsd,dhk->bshk", h, w["q_proj"])
+    k = jnp.einsum("bsd,dhk->bshk", h, w["k_proj"])
+    v = jnp.einsum("bsd,dhk->bshk", h, w["v_proj"])
+    q = constrain(q, ("batch", "seq", "act_heads", "act_head_dim"))
+    k = constrain(k, ("batch", "seq", "act_kv_heads", "act_head_dim"))
+    v = constrain(v, ("batch", "seq", "act_kv_heads", "act_head_dim"))
+    q = apply_rope(rms_norm(q, w["q_norm"], eps), cos, sin)
+    k = apply_rope(rms_norm(k, w["k_norm"], eps), cos, sin)
+    o = attn.attention(q, k, v, segment_ids, scale=config.head_dim**-0.5, impl=impl)
+    o = constrain(o, ("batch", "seq", "act_heads", "act_head_dim"))
+    x = x + jnp.einsum("bshk,hkd->bsd", o, w["o_proj"])
+    x = constrain(x, ("batch", "seq", "act_embed"))
+
+    h = rms_norm(x, w["mlp_norm"], eps)
+    gate = jnp.einsum("bsd,df->bsf", h, w["gate_proj"])
+    up = jnp.einsum("bsd,df->bsf", h, w["up_proj"])
+    act = constrain(jax.nn.silu(gate) * up, ("batch", "seq", "act_mlp"))
+    x = x + jnp.einsum("bsf,fd->bsd", act, w["down_proj"])
+    return constrain(x, ("batch", "seq", "act_embed"))
+
+
+def forward_hidden(
+    params: dict[str, Any],
+    config: Qwen3Config,
+    input_ids: jnp.ndarray,
+    positions: jnp.ndarray | None = None,
+    segment_ids: jnp.ndarray | None = None,
+    *,
+    dtype=jnp.bfloat16,
+    remat: str = "none",
+    attention: str = "xla",
+) -> jnp.ndarray:
+    """Pure forward to the final norm. params: {"embed", "layers": {name: [L, ...]}, "final_norm"}.
+
+    input_ids, positions, segment_ids: [B, S] int. Returns [B, S, D] in `dtype`.
+    """
+    B, S = input_ids.shape
+    if positions is None:
+        positions = jnp.broadcast_to(jnp.arange(S, dtype=jnp.int32), (B, S))
+    cos, sin = cos_sin(positions, config)
+    x = jnp.take(params["embed"], input_ids, axis=0).astype(dtype)
+    x = constrain(x, ("batch", "seq", "act_embed"))
+
+    def body(carry, layer_params):
+        return _layer(config, attention, dtype, carry, layer_params, cos, sin, segment_ids), None
+
+    policy = REMAT_POLICIES[remat]
+    if remat != "none":
+        body = jax.checkpoint(body, policy=policy, prevent_cse=False)
+    x, _ = jax.lax.scan(body, x, params["layers"])
+    return rms_norm(x, params["final_norm"], config.rms_norm_eps)
+
+
+class _Layers(nnx.Module):
+    """Container so the stacked tensors live at paths `layers.<name>`."""
+
+    def __init__(self, values: dict[str, jnp.ndarray]):
+        for name, value in values.items():
+            setattr(self, name, nnx.Param(value, logical_axes=LOGICAL_AXES[f"layers.{name}"]))
+
+
+class Qwen3(nnx.Module):
+    def __init__(
+        self,
+        config: Qwen3Config,
+        *,
+        rngs: nnx.Rngs,
+        param_dtype=jnp.float32,
+        dtype=jnp.bfloat16,
+        remat: str = "none",
+        attention: str = "xla",
+    ):
+        if remat not in REMAT_POLICIES:
+            raise ValueError(f"remat={remat!r} is not one of {list(REMAT_POLICIES)}")
+        self.config = config
+        self.dtype = jnp.dtype(dtype)
+        self.param_dtype = jnp.dtype(param_dtype)
+        self.remat = remat
+        self.attention = attn.validate_attention(attention)
+
+        shapes = param_shapes(config)
+        std = config.initializer_range
+
+        def init(key: str) -> jnp.ndarray:
+            if key.endswith("norm"):
+                return jnp.ones(shapes[key], self.param_dtype)
+            return (std * jax.random.normal(rngs.params(), shapes[key], jnp.float32)).astype(self.param_dtype)
+
+        self.embed = nnx.Param(init("embed"), logical_axes=LOGICAL_AXES["embed"])
+        self.layers = _Layers({name: init(f"layers.{name}") for name in LAYER_KEYS})
+        self.final_norm = nnx.Param(init("final_norm"), logical_axes=LOGICAL_AXES["final_norm"])
+        if not config.tie_word_embeddings:
+            self.lm_head = nnx.Param(init("lm_head"), logical_axes=LOGICAL_AXES["lm_head"])
+
+    def param_arrays(self) -> dict[str, Any]:
+        """The params as the pure forward takes them."""
+        return {
+            "embed": self.embed[...],
+            "layers": {name: getattr(self.layers, name)[...] for name in LAYER_KEYS},
+            "final_norm": self.final_norm[...],
+        }
+
+    def lm_head_kernel(self) -> jnp.ndarray:
+        """[D, V]: embed.T when tied, else the lm_head param."""
+        if self.config.tie_word_embeddings:
+            return self.embed[...].T
+        return self.lm_head[...]
+
+    def hidden_states(self, input_ids, positions=None, segment_ids=None) -> jnp.ndarray:
+        """[B, S, D] after the final norm, in the compute dtype."""
+        return forward_hidden(
+            self.param_arrays(), self.config, input_ids, positions, segment_ids,
+            dtype=self.dtype, remat=self.remat, attention=self.attention,
+        )
+
+    def __call__(self, input_ids, positions=None, segment_ids=None) -> jnp.ndarray:
+        """Logits [B, S, V] in float32 (the matmul runs in the compute dtype, accumulates in fp32)."""
+        h = self.hidden_states(input_ids, positions, segment_ids)
+        w = self.lm_head_kernel().astype(self.dtype)
+        logits = jnp.einsum("bsd,dv->bsv", h, w, preferred_element_type=jnp.float32)
+        return constrain(logits, ("batch", "seq", "act_vocab"))
+
+
+def param_shardings(abstract_state: nnx.State, mesh, rules: Rules | None = None):
+    """A NamedSharding per Param, from its `logical_axes` metadata (same tree as the state)."""
+    rules = dict(rules or DEFAULT_RULES)
+    return jax.tree.map(
+        lambda v: named_sharding(v.get_metadata().get("logical_axes"), v.shape, mesh, rules),
+        abstract_state,
+        is_leaf=lambda x: isinstance(x, nnx.Variable),
+    )
+
+
+def abstract_model(config: Qwen3Config, **kwargs) -> Qwen3:
+    """The model with ShapeDtypeStructs for values: no memory, no compute."""
+    return nnx.eval_shape(lambda: Qwen3(config, rngs=nnx.Rngs(0), **kwargs))
+
+
+def init_model(config: Qwen3Config, *, seed: int = 0, mesh=None, rules: Rules | None = None, **kwargs) -> Qwen3:
+    """A randomly initialised model. With a mesh, each param is created directly on its sharding."""
+    if mesh is None:
+        return Qwen3(config, rngs=nnx.Rngs(seed), **kwargs)
+    graphdef, abstract_state = nnx.split(abstract_model(config, **kwargs))
+    shardings = param_shardings(abstract_state, mesh, rules)
+
+    def make():
+        return nnx.split(Qwen3(config, rngs=nnx.Rngs(seed), **kwargs))[1]
+
+    state = jax.jit(make, out_shardings=shardings)()
+    return nnx.merge(graphdef, state)
