@@ -1,0 +1,347 @@
+"""Mesh-layout planner: per-device memory, collective traffic and step time of a layout, on paper.
+
+Everything is derived from the model's own shape table (model/config.param_shapes +
+param_logical_axes) and the ONE rules table, so a layout the planner likes is exactly the sharding
+the trainer will use. The model is a first-order one; docs/MESH.md states every assumption:
+
+* memory: params, grads (plus an accumulator when micro-batching), AdamW's two moments,
+  activations saved for backward under the remat policy (+ one layer's working set while it is
+  recomputed), the logits of one chunk, and the FSDP-gathered weights of the layer in flight;
+* collectives per step and device, in bytes each device sends (ring algorithms): FSDP all-gathers
+  weights twice per micro-batch (forward, backward) and reduce-scatters grads once; axes that split
+  tokens but not a weight all-reduce its grads once per step; tensor parallelism all-reduces the
+  residual stream; sequence parallelism passes K/V blocks around a ring (collective-permute);
+* time: compute at `matmul_efficiency` of peak (recompute included), exposed tensor/sequence
+  traffic added, FSDP/data traffic overlapped with compute.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from siamgpt_jax.model.config import Qwen3Config, flops_per_token, param_logical_axes, param_shapes
+from siamgpt_jax.parallel.mesh import MeshConfig, MeshShape, resolve
+from siamgpt_jax.parallel.rules import MESH_AXES, Rules, local_shape, logical_to_spec, divisible_spec
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "fp32": 4, "bf16": 2, "fp16": 2}
+RematPolicy = Literal["none", "full", "dots"]
+PARTS = ("params", "grads", "optimizer", "activations", "logits", "gathered_weights")
+KINDS = ("all-gather", "reduce-scatter", "all-reduce", "collective-permute")
+
+
+def dtype_bytes(name: str) -> int:
+    try:
+        return DTYPE_BYTES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype '{name}' (known: {', '.join(DTYPE_BYTES)})") from None
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str | float | int) -> float:
+    """'80GiB' / '80GB' / '1e9' -> bytes (also bytes/s or FLOP/s when used for rates)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([a-zA-Z]*)\s*(/s)?\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"cannot parse size '{text}' (examples: 80GiB, 80GB, 450GB/s, 1.5e9)")
+    return float(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+@dataclass(frozen=True)
+class Hardware:
+    device_memory: float = 80 * 2**30  # bytes
+    peak_flops: float = 989e12  # dense bf16 FLOP/s per device (H100 SXM)
+    ici_bandwidth: float = 450e9  # bytes/s per device, one direction, inside a host (NVLink 4)
+    dcn_bandwidth: float = 50e9  # bytes/s per device across hosts (400 Gb/s InfiniBand per GPU)
+    matmul_efficiency: float = 0.7  # fraction of peak the matmuls reach
+
+
+@dataclass(frozen=True)
+class Workload:
+    seq_len: int
+    global_batch: int  # sequences per optimizer step
+    micro_batches: int = 1
+    param_dtype: str = "float32"
+    compute_dtype: str = "bfloat16"
+    optimizer_dtype: str = "float32"  # AdamW's two moments
+    remat: RematPolicy = "full"
+    attention: Literal["xla", "flash"] = "flash"  # xla materialises [B, H, S, S] scores
+    logits_chunk: int | None = None  # tokens per logits chunk per device; None = all at once
+
+    def __post_init__(self) -> None:
+        for name in ("param_dtype", "compute_dtype", "optimizer_dtype"):
+            dtype_bytes(getattr(self, name))
+        if self.remat not in ("none", "full", "dots"):
+            raise ValueError(f"remat policy '{self.remat}' is not one of none, full, dots")
+        if self.attention not in ("xla", "flash"):
+            raise ValueError(f"attention '{self.attention}' is not one of xla, flash")
+        if self.global_batch % self.micro_batches:
+            raise ValueError(f"global batch {self.global_batch} is not divisible by micro_batches={self.micro_batches}")
+
+
+@dataclass
+class Collective:
+    kind: str
+    axis: str
+    bytes: float  # per device per step
+    link: str  # "ici" or "dcn"
+    overlapped: bool  # hidden behind compute (weight/grad traffic) or on the critical path
+    what: str
+
+
+@dataclass
+class Plan:
+    mesh: MeshShape
+    memory: dict[str, float]  # bytes per device by part, plus "total"
+    collectives: list[Collective]
+    compute_s: float
+    exposed_comm_s: float
+    overlapped_comm_s: float
+    step_s: float
+    mfu: float
+    fits: bool
+    tokens_per_device: int  # per micro-batch
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        s, d = self.mesh.shape, self.mesh.dcn
+        parts = []
+        for n in MESH_AXES:
+            if s[n] > 1:
+                parts.append(f"{n[0] if n != 'sequence' else 'sq'}{s[n]}" + (f"({d[n]}h)" if d[n] > 1 else ""))
+        return " ".join(parts) or "1"
+
+    def collective_bytes(self, by: str = "kind") -> dict[str, float]:
+        out: dict[str, float] = {}
+        for c in self.collectives:
+            key = getattr(c, by)
+            out[key] = out.get(key, 0.0) + c.bytes
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "layout": self.label,
+            "mesh": dict(self.mesh.shape),
+            "dcn": dict(self.mesh.dcn),
+            "memory_bytes": dict(self.memory),
+            "collective_bytes_by_kind": {k: self.collective_bytes().get(k, 0.0) for k in KINDS},
+            "collective_bytes_by_link": self.collective_bytes("link"),
+            "collectives": [asdict(c) for c in self.collectives],
+            "compute_s": self.compute_s,
+            "exposed_comm_s": self.exposed_comm_s,
+            "overlapped_comm_s": self.overlapped_comm_s,
+            "step_s": self.step_s,
+            "mfu": self.mfu,
+            "fits": self.fits,
+            "tokens_per_device": self.tokens_per_device,
+            "notes": list(self.notes),
+        }
+
+
+def _numel(shape) -> int:
+    return math.prod(shape)
+
+
+def _spec_axes(logical, shape, sizes: Mapping[str, int], rules: Rules) -> set[str]:
+    """Mesh axes a tensor is actually split over (after dropping axes that do not divide)."""
+    spec = divisible_spec(logical_to_spec(logical, rules, sizes), shape, sizes)
+    out: set[str] = set()
+    for entry in spec:
+        if entry is not None:
+            out.update((entry,) if isinstance(entry, str) else entry)
+    return out
+
+
+def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
+    """Per-layer tensors alive for backward: name -> (logical axes, global shape, bytes/elem, saved_by).
+
+    saved_by lists the remat policies that keep the tensor between forward and backward.
+    """
+    B, S, D, F = micro_batch, w.seq_len, c.hidden_size, c.intermediate_size
+    H, K, Dh = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+    cb = dtype_bytes(w.compute_dtype)
+    bsd = (("batch", "seq", "act_embed"), (B, S, D), cb)
+    q = (("batch", "seq", "act_heads", "act_head_dim"), (B, S, H, Dh), cb)
+    kv = (("batch", "seq", "act_kv_heads", "act_head_dim"), (B, S, K, Dh), cb)
+    mlp = (("batch", "seq", "act_mlp"), (B, S, F), cb)
+    t = {
+        "layer_input": (*bsd, ("none", "dots", "full")),
+        "attn_norm": (*bsd, ("none",)),
+        "q_proj": (*q, ("none", "dots")),
+        "k_proj": (*kv, ("none", "dots")),
+        "v_proj": (*kv, ("none", "dots")),
+        "q_rope": (*q, ("none",)),
+        "k_rope": (*kv, ("none",)),
+        "attn_out": (*q, ("none",)),
+        "o_proj": (*bsd, ("none", "dots")),
+        "mlp_norm": (*bsd, ("none",)),
+        "gate_proj": (*mlp, ("none", "dots")),
+        "up_proj": (*mlp, ("none", "dots")),
+        "silu_gate": (*mlp, ("none",)),
+        "mlp_hidden": (*mlp, ("none",)),
+        "down_proj": (*bsd, ("none", "dots")),
+    }
+    if w.attention == "xla":  # fp32 scores and compute-dtype probabilities, [B, H, S, S]
+        scores = ("batch", "act_heads", "seq", None)
+        t["attn_scores"] = (scores, (B, H, S, S), 4, ("none",))
+        t["attn_probs"] = (scores, (B, H, S, S), cb, ("none",))
+    else:  # flash keeps only the log-sum-exp per query
+        t["attn_lse"] = (("batch", "act_heads", "seq"), (B, H, S), 4, ("none",))
+    return t
+
+
+def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
+                num_devices: int, num_hosts: int = 1) -> Plan:
+    """Memory, traffic and time of one layout. Raises MeshError/ValueError if it cannot run at all."""
+    ms = resolve(mesh_cfg, num_devices, num_hosts)
+    sizes, rules = ms.shape, mesh_cfg.rules
+    notes: list[str] = []
+    pb, cb, ob = dtype_bytes(w.param_dtype), dtype_bytes(w.compute_dtype), dtype_bytes(w.optimizer_dtype)
+    micro_batch = w.global_batch // w.micro_batches
+    token_axes = _spec_axes(("batch", "seq"), (micro_batch, w.seq_len), sizes, rules)
+    for logical, dim in (("batch", micro_batch), ("seq", w.seq_len)):
+        want = {a for a in rules.get(logical, ()) if sizes.get(a, 1) > 1}
+        got = _spec_axes((logical,), (dim,), sizes, rules)
+        if want - got:
+            raise ValueError(f"{logical}={dim} is not divisible by mesh axes {sorted(want)} "
+                             f"({' x '.join(str(sizes[a]) for a in sorted(want))}); the layout cannot shard it")
+    tokens_dev = micro_batch * w.seq_len // math.prod(sizes[a] for a in token_axes)
+
+    # ---- parameters, grads, optimizer -----------------------------------------------------------
+    shapes, axes = param_shapes(c), param_logical_axes(c)
+    local_params = 0
+    collectives: list[Collective] = []
+    link = {a: "dcn" if ms.dcn[a] > 1 else "ici" for a in MESH_AXES}
+    gathered_layer = 0.0
+    for name, shape in shapes.items():
+        loc = _numel(local_shape(axes[name], shape, sizes, rules))
+        local_params += loc
+        split = _spec_axes(axes[name], shape, sizes, rules)
+        for a in MESH_AXES:
+            n = sizes[a]
+            if n == 1 or a not in token_axes:
+                continue
+            if a in split:  # FSDP-style: gather the weight for use, scatter its grad
+                collectives.append(Collective("all-gather", a, 2 * w.micro_batches * loc * pb * (n - 1), link[a], True, name))
+                collectives.append(Collective("reduce-scatter", a, w.micro_batches * loc * pb * (n - 1), link[a], True, name))
+            else:  # replicated over a token axis: average its grad
+                collectives.append(Collective("all-reduce", a, 2 * loc * pb * (n - 1) / n, link[a], True, name))
+        fsdp_factor = math.prod(sizes[a] for a in split if a in token_axes)
+        if name.startswith("layers.") and fsdp_factor > 1:  # one layer's weights gathered in compute dtype
+            gathered_layer += loc * fsdp_factor / c.num_hidden_layers * cb
+    memory = {
+        "params": local_params * pb,
+        "grads": local_params * pb * (2 if w.micro_batches > 1 else 1),
+        "optimizer": 2 * local_params * ob,
+        # double-buffered: the next layer's gather overlaps this layer's compute
+        "gathered_weights": 2 * gathered_layer,
+    }
+    if w.micro_batches > 1:
+        notes.append("grads include an accumulator for micro-batching")
+
+    # ---- activations ----------------------------------------------------------------------------
+    per_layer_saved, working = 0.0, 0.0
+    for _, (logical, shape, eb, saved_by) in _activation_tensors(c, w, micro_batch).items():
+        b = _numel(local_shape(logical, shape, sizes, rules)) * eb
+        working += b
+        if w.remat in saved_by:
+            per_layer_saved += b
+    L = c.num_hidden_layers
+    # Without remat every layer keeps the full set; with remat one layer is rebuilt at a time.
+    memory["activations"] = L * per_layer_saved + (working if w.remat != "none" else 0.0)
+    vocab_local = _numel(local_shape(("act_vocab",), (c.vocab_size,), sizes, rules))
+    chunk = tokens_dev if w.logits_chunk is None else min(w.logits_chunk, tokens_dev)
+    memory["logits"] = chunk * vocab_local * (cb + 4 + 4)  # logits, fp32 log-softmax, fp32 dlogits
+    memory = {p: float(memory[p]) for p in PARTS}
+    memory["total"] = sum(memory.values())
+
+    # ---- activation collectives (critical path) -------------------------------------------------
+    act_axes = set()
+    for logical in ("act_heads", "act_mlp", "act_vocab"):
+        act_axes |= {a for a in rules.get(logical, ()) if sizes.get(a, 1) > 1 and a not in token_axes}
+    resid = tokens_dev * c.hidden_size * cb
+    fwd_passes = 2 if w.remat == "full" else 1  # full remat replays the forward reductions
+    for a in sorted(act_axes):
+        n = sizes[a]
+        per_layer = (2 * fwd_passes + 2) * 2 * resid * (n - 1) / n  # o_proj + down_proj, fwd(+replay)+bwd
+        head = 2 * 2 * resid * (n - 1) / n  # embedding lookup fwd, lm_head input grad bwd
+        collectives.append(Collective("all-reduce", a, w.micro_batches * (L * per_layer + head), link[a], False,
+                                      "residual stream (tensor parallel)"))
+    for a in sorted(token_axes & {x for x in rules.get("seq", ()) if sizes.get(x, 1) > 1}):
+        n = sizes[a]
+        kv_local = _numel(local_shape(("batch", "seq", "act_kv_heads", "act_head_dim"),
+                                      (micro_batch, w.seq_len, c.num_key_value_heads, c.head_dim), sizes, rules))
+        per_layer = (fwd_passes + 1) * 2 * kv_local * cb * (n - 1)  # K and V around the ring; dK, dV back
+        collectives.append(Collective("collective-permute", a, w.micro_batches * L * per_layer, link[a], False,
+                                      "K/V ring (sequence parallel)"))
+
+    # ---- time ------------------------------------------------------------------------------------
+    fwd = flops_per_token(c, w.seq_len, training=False)
+    attn_fwd = fwd - flops_per_token(c, 0, training=False)
+    recompute = {"none": 0.0, "dots": attn_fwd, "full": fwd}[w.remat]
+    tokens_step = w.global_batch * w.seq_len
+    model_flops = flops_per_token(c, w.seq_len) * tokens_step
+    hw_flops_dev = (3 * fwd + recompute) * tokens_step / num_devices
+    compute_s = hw_flops_dev / (hw.peak_flops * hw.matmul_efficiency)
+    bw = {"ici": hw.ici_bandwidth, "dcn": hw.dcn_bandwidth}
+    exposed = sum(x.bytes / bw[x.link] for x in collectives if not x.overlapped)
+    overlapped = sum(x.bytes / bw[x.link] for x in collectives if x.overlapped)
+    step_s = compute_s + exposed + max(0.0, overlapped - compute_s)
+    mfu = model_flops / (step_s * num_devices * hw.peak_flops)
+    return Plan(ms, memory, collectives, compute_s, exposed, overlapped, step_s, mfu,
+                memory["total"] <= hw.device_memory, tokens_dev, notes)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def candidate_layouts(c: Qwen3Config, w: Workload, num_devices: int, num_hosts: int = 1,
+                      rules: Rules | None = None) -> list[MeshConfig]:
+    """Every data x fsdp x tensor x sequence factorisation that can run this model and batch.
+
+    tensor must divide the query heads, KV heads and MLP width; sequence the sequence length;
+    data*fsdp the micro-batch. tensor and sequence stay inside a host (their traffic is on the
+    critical path); the hosts are split over data and fsdp in every way that divides.
+    """
+    if num_devices % num_hosts:
+        raise ValueError(f"{num_devices} devices cannot be split evenly over {num_hosts} hosts")
+    per_host = num_devices // num_hosts
+    micro_batch = w.global_batch // w.micro_batches
+    extra = {} if rules is None else {"rules": dict(rules)}
+    out = []
+    for tensor in _divisors(per_host):
+        if c.num_attention_heads % tensor or c.num_key_value_heads % tensor or c.intermediate_size % tensor:
+            continue
+        for sequence in _divisors(per_host // tensor):
+            if w.seq_len % sequence:
+                continue
+            rest = num_devices // (tensor * sequence)
+            for fsdp in _divisors(rest):
+                data = rest // fsdp
+                if micro_batch % (data * fsdp):
+                    continue
+                for dcn_data in _divisors(num_hosts):
+                    dcn_fsdp = num_hosts // dcn_data
+                    if data % dcn_data or fsdp % dcn_fsdp:
+                        continue
+                    dcn = {k: v for k, v in (("data", dcn_data), ("fsdp", dcn_fsdp)) if v > 1}
+                    out.append(MeshConfig(data=data, fsdp=fsdp, tensor=tensor, sequence=sequence, dcn=dcn, **extra))
+    return out
+
+
+def plan_all(c: Qwen3Config, w: Workload, hw: Hardware, num_devices: int, num_hosts: int = 1,
+             rules: Rules | None = None) -> list[Plan]:
+    """Plans of every candidate layout: those that fit first, then fastest first."""
+    plans = [plan_layout(c, m, w, hw, num_devices, num_hosts)
+             for m in candidate_layouts(c, w, num_devices, num_hosts, rules)]
+    return sorted(plans, key=lambda p: (not p.fits, p.step_s, p.memory["total"]))
