@@ -1,0 +1,140 @@
+"""Reading one raw JSONL line into a normalised chat record, or a precise reason why not.
+
+Accepted shapes (all normalised to `messages: [{"role", "content"}]`):
+  * SystemChat-2.0 / OpenAI chat: {"messages": [{"role": "system"|"user"|"assistant", "content"}]}
+  * ShareGPT dumps: {"conversations" or "messages": [{"from": "system"|"human"|"gpt", "value"}]}
+  * IFEval response files: {"prompt": str, "response": str, "instruction_id_list", "kwargs"}
+A record with `instruction_id_list` is stream B ("autoif"), otherwise stream A ("systemchat").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+SYSTEMCHAT, AUTOIF = "systemchat", "autoif"
+_ROLE_ALIASES = {"system": "system", "user": "user", "assistant": "assistant", "human": "user", "gpt": "assistant", "model": "assistant"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Structural caps; a record over any of them is rejected (runaway or mis-joined data)."""
+
+    max_turns: int = 64
+    max_turn_chars: int = 32_000
+    max_total_chars: int = 128_000
+
+
+class RecordError(ValueError):
+    """A line that is not a usable record. `check` names the failed structural rule."""
+
+    def __init__(self, check: str, reason: str, stream: str | None = None):
+        super().__init__(reason)
+        self.check, self.reason, self.stream = check, reason, stream
+
+
+@dataclass
+class Record:
+    stream: str
+    messages: list[dict[str, str]]
+    extra: dict[str, Any]  # every other original field, kept in its original order
+
+    @property
+    def instruction_ids(self) -> list[str]:
+        return self.extra.get("instruction_id_list") or []
+
+    @property
+    def kwargs_list(self) -> list[dict[str, Any] | None]:
+        return self.extra.get("kwargs") or []
+
+    def content_id(self) -> str:
+        """Stable hash of what the model trains on and what it was checked against."""
+        key = {"messages": self.messages, "instruction_id_list": self.instruction_ids, "kwargs": self.kwargs_list}
+        blob = json.dumps(key, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+
+def parse_line(raw: bytes, limits: Limits = Limits()) -> Record:
+    """Decode, parse, normalise and structurally validate one line; raises RecordError."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError("invalid_utf8", f"invalid UTF-8 at byte {e.start}: {raw[max(0, e.start - 8): e.end + 8]!r}") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RecordError("invalid_json", f"invalid JSON at column {e.colno}: {e.msg}") from None
+    if not isinstance(obj, dict):
+        raise RecordError("invalid_json", f"a record must be a JSON object, got {type(obj).__name__}")
+    stream = AUTOIF if "instruction_id_list" in obj else SYSTEMCHAT
+    messages, extra = _messages(obj, stream)
+    _validate_structure(messages, stream, limits)
+    if stream == AUTOIF:
+        _validate_autoif_fields(extra)
+    return Record(stream, messages, extra)
+
+
+def _messages(obj: dict[str, Any], stream: str) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    if "messages" in obj or "conversations" in obj:
+        key = "messages" if "messages" in obj else "conversations"
+        turns = obj[key]
+        if not isinstance(turns, list):
+            raise RecordError("missing_field", f"'{key}' must be a list of turns", stream)
+        extra = {k: v for k, v in obj.items() if k != key}
+        return [_turn(t, i, stream) for i, t in enumerate(turns)], extra
+    if isinstance(obj.get("prompt"), str) and isinstance(obj.get("response"), str):
+        extra = {k: v for k, v in obj.items() if k not in ("prompt", "response")}
+        return [{"role": "user", "content": obj["prompt"]}, {"role": "assistant", "content": obj["response"]}], extra
+    raise RecordError("missing_field", "no 'messages' (or 'conversations', or 'prompt' + 'response') field", stream)
+
+
+def _turn(t: Any, i: int, stream: str) -> dict[str, str]:
+    if not isinstance(t, dict):
+        raise RecordError("missing_field", f"turn {i} is not an object", stream)
+    role = t.get("role", t.get("from"))
+    content = t.get("content", t.get("value"))
+    if role is None or content is None:
+        raise RecordError("missing_field", f"turn {i} lacks 'role'/'content' (or 'from'/'value')", stream)
+    if role not in _ROLE_ALIASES:
+        raise RecordError("structure:role", f"turn {i} has unknown role {role!r}", stream)
+    if not isinstance(content, str):
+        raise RecordError("missing_field", f"turn {i} content must be a string, got {type(content).__name__}", stream)
+    return {"role": _ROLE_ALIASES[role], "content": content}
+
+
+def _validate_structure(messages: list[dict[str, str]], stream: str, limits: Limits) -> None:
+    if not messages:
+        raise RecordError("structure:empty", "no turns", stream)
+    if len(messages) > limits.max_turns:
+        raise RecordError("structure:length", f"{len(messages)} turns exceed the cap of {limits.max_turns}", stream)
+    total = 0
+    for i, m in enumerate(messages):
+        if not m["content"].strip():
+            raise RecordError("structure:empty_turn", f"turn {i} ({m['role']}) is empty", stream)
+        n = len(m["content"])
+        total += n
+        if n > limits.max_turn_chars:
+            raise RecordError("structure:length", f"turn {i} has {n} characters, cap is {limits.max_turn_chars}", stream)
+    if total > limits.max_total_chars:
+        raise RecordError("structure:length", f"{total} characters in all, cap is {limits.max_total_chars}", stream)
+    body = messages[1:] if messages[0]["role"] == "system" else messages
+    for i, m in enumerate(body):
+        want = "user" if i % 2 == 0 else "assistant"
+        if m["role"] != want:
+            at = i + (len(messages) - len(body))
+            raise RecordError("structure:order", f"turn {at} is {m['role']!r}, expected {want!r} (system first, then user/assistant alternating)", stream)
+    if not body or body[-1]["role"] != "assistant":
+        raise RecordError("structure:final_turn", "the last turn must be the assistant's", stream)
+
+
+def _validate_autoif_fields(extra: dict[str, Any]) -> None:
+    ids, kwargs = extra.get("instruction_id_list"), extra.get("kwargs")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise RecordError("missing_field", "'instruction_id_list' must be a non-empty list of strings", AUTOIF)
+    if kwargs is None:
+        raise RecordError("missing_field", "'kwargs' is missing (one object per instruction id)", AUTOIF)
+    if not isinstance(kwargs, list) or len(kwargs) != len(ids):
+        n = len(kwargs) if isinstance(kwargs, list) else type(kwargs).__name__
+        raise RecordError("bad_kwargs", f"'kwargs' must be a list of {len(ids)} objects (one per id), got {n}", AUTOIF)

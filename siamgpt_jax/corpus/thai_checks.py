@@ -1,0 +1,201 @@
+"""The `thai:` stability checks: script purity, Thai share, orthography, digits, politeness,
+Buddhist-era years and runaway repetition. All are regex/table driven (no tokenizer), so the pass
+can run them on every Thai assistant turn. Semantics are documented in docs/VERIFIERS.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from siamgpt_jax.corpus import orthography
+from siamgpt_jax.corpus.registry import Param, Verdict, register
+from siamgpt_jax.corpus.script import (
+    ARABIC_DIGIT_RE,
+    THAI_DIGIT_RE,
+    TO_ARABIC_DIGITS,
+    count_latin_letters,
+    count_thai_letters,
+    foreign_scripts,
+    strip_code_and_urls,
+    thai_share,
+)
+
+THAI = "thai"
+
+
+def _remove_terms(text: str, terms: list[str]) -> str:
+    for term in sorted(terms, key=len, reverse=True):  # longest first: "Google Maps" before "Google"
+        if term:
+            text = re.sub(re.escape(term), " ", text, flags=re.IGNORECASE)
+    return text
+
+
+# A run of Latin words joined only by spaces and light punctuation, e.g. "this is very important".
+_LATIN_WORD = r"[A-Za-z\u00C0-\u024F][A-Za-z\u00C0-\u024F'’-]*"
+
+
+@register(
+    "thai:no_code_switching", THAI,
+    (
+        Param("policy", str, required=False, default="default", choices=("default", "lenient", "strict")),
+        Param("allowed_terms", list, required=False, default=()),
+        Param("max_latin_words", int, required=False, default=3),
+    ),
+    th=lambda k: "ตอบเป็นภาษาไทยล้วน ห้ามปนอักษรหรือวลีภาษาอื่น"
+    + (f" (ยกเว้นคำว่า {', '.join(k['allowed_terms'])})" if k["allowed_terms"] else ""),
+    en=lambda k: "Answer in Thai only; do not mix in other scripts or inserted foreign phrases"
+    + (f" (allowed terms: {', '.join(k['allowed_terms'])})" if k["allowed_terms"] else "") + ".",
+)
+def no_code_switching(text: str, k: dict[str, Any]) -> Verdict:
+    prose = _remove_terms(strip_code_and_urls(text), k["allowed_terms"])
+    scripts = foreign_scripts(prose)
+    if scripts:
+        return Verdict(False, "other script: " + "; ".join(f"{name} in {ex!r}" for name, ex in scripts.items()))
+    latin, thai = count_latin_letters(prose), count_thai_letters(prose)
+    if latin and k["policy"] == "strict":
+        m = re.search(_LATIN_WORD, prose)
+        return Verdict(False, f"Latin text under strict policy: {m.group() if m else ''!r}")
+    if latin > thai:
+        return Verdict(False, f"Latin text outweighs Thai ({latin} Latin vs {thai} Thai letters)")
+    if k["policy"] == "default":
+        n = k["max_latin_words"]
+        m = re.search(rf"{_LATIN_WORD}(?:[ \t,;:]+{_LATIN_WORD}){{{n},}}", prose)
+        if m:
+            return Verdict(False, f"English phrase of more than {n} words inserted: {m.group()[:80]!r}")
+    return Verdict(True)
+
+
+@register(
+    "thai:response_language", THAI,
+    (Param("min_ratio", float, required=False, default=0.6),),
+    th=lambda k: f"ตอบเป็นภาษาไทย (ตัวอักษรไทยอย่างน้อย {k['min_ratio']:.0%} ของตัวอักษรทั้งหมด)",
+    en=lambda k: f"Answer in Thai (at least {k['min_ratio']:.0%} of the letters Thai).",
+)
+def response_language(text: str, k: dict[str, Any]) -> Verdict:
+    share = thai_share(strip_code_and_urls(text))
+    ok = share >= k["min_ratio"]
+    return Verdict(ok, "" if ok else f"Thai letter share {share:.2f} below {k['min_ratio']:.2f}")
+
+
+@register(
+    "thai:orthography", THAI, (),
+    th=lambda k: "เขียนภาษาไทยให้ถูกหลักการประสมอักษร (ไม่มีสระหรือวรรณยุกต์ลอย ไม่ซ้อนวรรณยุกต์)",
+    en=lambda k: "Write well-formed Thai (no floating vowels or tone marks, no stacked tone marks).",
+)
+def thai_orthography(text: str, k: dict[str, Any]) -> Verdict:
+    errs = orthography.errors(strip_code_and_urls(text))
+    return Verdict(not errs, "; ".join(f"{reason}: {ex!r}" for reason, ex in errs))
+
+
+# Digits glued to Latin letters are part of names (COVID-19, H2O, 5G, MP3), not numbers to restyle.
+_LATIN_ALNUM_RE = re.compile(r"[A-Za-z]+[-_]?\d[\w-]*|\d+[A-Za-z]\w*")
+
+
+@register(
+    "thai:digits", THAI,
+    (Param("style", str, choices=("thai", "arabic")), Param("min_count", int, required=False, default=0)),
+    th=lambda k: "เขียนตัวเลขทั้งหมดด้วย" + ("เลขไทย (๐-๙)" if k["style"] == "thai" else "เลขอารบิก (0-9)"),
+    en=lambda k: "Write every number with " + ("Thai digits (๐-๙)." if k["style"] == "thai" else "Arabic digits (0-9)."),
+)
+def thai_digits(text: str, k: dict[str, Any]) -> Verdict:
+    prose = _LATIN_ALNUM_RE.sub(" ", strip_code_and_urls(text))
+    want, avoid = (THAI_DIGIT_RE, ARABIC_DIGIT_RE) if k["style"] == "thai" else (ARABIC_DIGIT_RE, THAI_DIGIT_RE)
+    bad = avoid.search(prose)
+    if bad:
+        return Verdict(False, f"{'Arabic' if k['style'] == 'thai' else 'Thai'} digit in {prose[max(0, bad.start() - 10): bad.end() + 10]!r}")
+    n = len(want.findall(prose))
+    if n < k["min_count"]:
+        return Verdict(False, f"{n} {k['style']} digits, need at least {k['min_count']}")
+    return Verdict(True)
+
+
+POLITE = {
+    "male": ("ครับ", "ครับผม", "ขอรับ"),
+    "female": ("ค่ะ", "คะ", "ค่า", "จ้ะ", "จ้า"),
+}
+POLITE["any"] = POLITE["male"] + POLITE["female"]
+_TRAILING_NON_LETTER_RE = re.compile(r"[^\w\u0E31\u0E34-\u0E3A\u0E47-\u0E4E]+$")
+
+
+@register(
+    "thai:polite_particle", THAI,
+    (
+        Param("gender", str, required=False, default="any", choices=("any", "male", "female")),
+        Param("particles", list, required=False, default=()),
+    ),
+    th=lambda k: "ลงท้ายคำตอบด้วยคำลงท้ายสุภาพ เช่น " + " / ".join(k["particles"] or POLITE[k["gender"]][:2]),
+    en=lambda k: "End the response with a polite particle such as " + " / ".join(k["particles"] or POLITE[k["gender"]][:2]) + ".",
+)
+def polite_particle(text: str, k: dict[str, Any]) -> Verdict:
+    tail = _TRAILING_NON_LETTER_RE.sub("", text.rstrip())  # punctuation, emoji and markup ignored
+    particles = tuple(k["particles"]) or POLITE[k["gender"]]
+    ok = tail.endswith(particles)
+    return Verdict(ok, "" if ok else f"does not end with a polite particle ({'/'.join(particles)}): ...{tail[-20:]!r}")
+
+
+_MONTHS = "มกราคม|กุมภาพันธ์|มีนาคม|เมษายน|พฤษภาคม|มิถุนายน|กรกฎาคม|สิงหาคม|กันยายน|ตุลาคม|พฤศจิกายน|ธันวาคม|ม\\.ค\\.|ก\\.พ\\.|มี\\.ค\\.|เม\\.ย\\.|พ\\.ค\\.|มิ\\.ย\\.|ก\\.ค\\.|ส\\.ค\\.|ก\\.ย\\.|ต\\.ค\\.|พ\\.ย\\.|ธ\\.ค\\."
+_NUM = r"(\d{4})(?!\d)"
+_GREGORIAN_MARK_RE = re.compile(rf"(?:ค\.\s?ศ\.?|คริสต์ศักราช|\bA\.?D\.?|\bC\.?E\.?)\s*{_NUM}|{_NUM}\s*(?:A\.?D\.?|C\.?E\.?)\b")
+_BE_MARK_RE = re.compile(rf"(?:พ\.\s?ศ\.?|พุทธศักราช|B\.?E\.?)\s*{_NUM}")
+_YEAR_CONTEXT_RE = re.compile(rf"(?:ปี|(?:{_MONTHS}))\s*(?:พ\.\s?ศ\.?\s*)?{_NUM}")
+
+
+@register(
+    "thai:buddhist_era", THAI,
+    (Param("min_year", int, required=False, default=2400), Param("min_count", int, required=False, default=0)),
+    th=lambda k: "เขียนปีเป็นพุทธศักราช (พ.ศ.) ไม่ใช้คริสต์ศักราช",
+    en=lambda k: "Write years in the Buddhist Era (B.E.), not as Gregorian years.",
+)
+def buddhist_era(text: str, k: dict[str, Any]) -> Verdict:
+    prose = strip_code_and_urls(text).translate(TO_ARABIC_DIGITS)
+    m = _GREGORIAN_MARK_RE.search(prose)
+    if m:
+        return Verdict(False, f"Gregorian year: {m.group().strip()!r}")
+    years = [int(y) for y in _BE_MARK_RE.findall(prose)]
+    for m in _YEAR_CONTEXT_RE.finditer(prose):
+        years.append(int(m.group(1)))
+    low = [y for y in years if y < k["min_year"]]
+    if low:
+        return Verdict(False, f"year {low[0]} is not a Buddhist-era year (B.E. years are >= {k['min_year']})")
+    if len(years) < k["min_count"]:
+        return Verdict(False, f"{len(years)} B.E. years written, need at least {k['min_count']}")
+    return Verdict(True)
+
+
+_SHORT_LOOP_RE = re.compile(r"(\w.{0,11}?)\1{7,}")  # "ฮ่าฮ่าฮ่า…", "abcabcabc…": a short unit 8+ times in a row
+
+
+@register(
+    "thai:no_repetition", THAI,
+    (
+        Param("ngram_chars", int, required=False, default=30),
+        Param("max_ngram_repeats", int, required=False, default=3),
+        Param("max_line_repeats", int, required=False, default=2),
+        Param("min_line_chars", int, required=False, default=10),
+    ),
+    th=lambda k: "ห้ามพูดซ้ำวนเป็นวงจร (ห้ามมีวลีหรือบรรทัดเดิมซ้ำหลายครั้ง)",
+    en=lambda k: "Do not loop: no phrase or line may repeat over and over.",
+)
+def no_repetition(text: str, k: dict[str, Any]) -> Verdict:
+    lines = Counter(ln.strip() for ln in text.splitlines() if len(ln.strip()) >= k["min_line_chars"])
+    if lines:
+        line, n = lines.most_common(1)[0]
+        if n > k["max_line_repeats"]:
+            return Verdict(False, f"line repeated {n} times: {line[:60]!r}")
+    m = _SHORT_LOOP_RE.search(text)
+    if m:
+        return Verdict(False, f"short unit repeated in a loop: {m.group()[:40]!r}")
+    # Character n-grams starting at word starts: a loop repeats the same n characters from the same
+    # word start again and again, while ordinary prose almost never does.
+    flat = " ".join(text.split())
+    n = k["ngram_chars"]
+    if len(flat) < n * (k["max_ngram_repeats"] + 1):
+        return Verdict(True)
+    starts = [0] + [m.end() for m in re.finditer(r" ", flat)]
+    grams = Counter(flat[i : i + n] for i in starts if i + n <= len(flat))
+    gram, count = grams.most_common(1)[0] if grams else ("", 0)
+    if count > k["max_ngram_repeats"]:
+        return Verdict(False, f"{n}-character phrase repeated {count} times: {gram!r}")
+    return Verdict(True)
