@@ -1,0 +1,117 @@
+import itertools
+
+import pytest
+
+from siamgpt_jax.model.config import Qwen3Config, param_count, param_logical_axes, param_shapes
+from siamgpt_jax.parallel.mesh import MeshConfig
+from siamgpt_jax.parallel.planner import (Hardware, Workload, candidate_layouts, parse_size, plan_all,
+                                          plan_layout)
+
+# 106,880 params: 106,496 in matrices (all carry `embed`, so FSDP splits them) + 384 in norms.
+TINY = Qwen3Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                   num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False,
+                   max_window_layers=2)
+W = Workload(seq_len=16, global_batch=8, param_dtype="float32", compute_dtype="float32", remat="full",
+             attention="flash")
+HW = Hardware()
+
+
+def test_logical_axes_table_matches_shapes():
+    shapes, axes = param_shapes(TINY), param_logical_axes(TINY)
+    assert set(shapes) == set(axes)
+    assert all(len(shapes[k]) == len(axes[k]) for k in shapes)
+    assert param_count(TINY) == 106_880
+
+
+def test_fsdp8_vs_data8_params_grads_optimizer_by_hand():
+    fsdp = plan_layout(TINY, MeshConfig(data=1, fsdp=8), W, HW, 8)
+    local = 106_496 // 8 + 384  # matrices split 8 ways, norms replicated
+    assert fsdp.memory["params"] == local * 4 == 54_784
+    assert fsdp.memory["grads"] == 54_784
+    assert fsdp.memory["optimizer"] == 2 * local * 4 == 109_568
+    data = plan_layout(TINY, MeshConfig(data=8), W, HW, 8)
+    assert data.memory["params"] == 106_880 * 4
+    assert data.memory["optimizer"] == 2 * 106_880 * 4
+    assert data.memory["gathered_weights"] == 0
+    # tensor=2 halves every matrix (vocab, heads, kv heads, mlp all divide by 2)
+    tp = plan_layout(TINY, MeshConfig(data=4, tensor=2), W, HW, 8)
+    assert tp.memory["params"] == (106_496 // 2 + 384) * 4
+
+
+def test_micro_batching_adds_a_grad_accumulator():
+    p = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=16, micro_batches=2), HW, 8)
+    assert p.memory["grads"] == 2 * 106_880 * 4
+
+
+def test_collective_bytes_by_hand():
+    fsdp = plan_layout(TINY, MeshConfig(data=1, fsdp=8), W, HW, 8).collective_bytes()
+    shard = 106_496 // 8 * 4
+    assert fsdp["all-gather"] == 2 * shard * 7  # forward + backward, ring: (n-1) shards in
+    assert fsdp["reduce-scatter"] == shard * 7
+    assert fsdp["all-reduce"] == pytest.approx(2 * 384 * 4 * 7 / 8)  # replicated norms
+    data = plan_layout(TINY, MeshConfig(data=8), W, HW, 8).collective_bytes()
+    assert set(data) == {"all-reduce"} and data["all-reduce"] == pytest.approx(2 * 106_880 * 4 * 7 / 8)
+    tp = plan_layout(TINY, MeshConfig(data=4, tensor=2), W, HW, 8)
+    resid = (8 // 4) * 16 * 64 * 4  # tokens per device x hidden x fp32
+    # an all-reduce of the residual over 2 devices sends 2 * resid * (2-1)/2 = resid bytes.
+    # per layer: o_proj + down_proj, each in forward, full-remat replay and backward = 6;
+    # plus embedding forward and lm_head input-grad backward = 2. Two layers: 2*6 + 2 = 14.
+    tp_rows = [c for c in tp.collectives if c.axis == "tensor"]
+    assert len(tp_rows) == 1 and not tp_rows[0].overlapped
+    assert tp_rows[0].bytes == 14 * resid
+    seq = plan_layout(TINY, MeshConfig(data=4, sequence=2), W, HW, 8).collective_bytes()
+    kv_local = 2 * 8 * 2 * 16 * 4  # [batch 2, seq 8, kv 2, head_dim 16] fp32
+    # 2 layers x (forward, full-remat replay, backward dK/dV) x (K, V) x (n-1)=1 ring hops
+    assert seq["collective-permute"] == 2 * 3 * 2 * kv_local
+
+
+def test_activations_and_logits_by_hand():
+    p = plan_layout(TINY, MeshConfig(data=8), W, HW, 8)
+    assert p.tokens_per_device == 16
+    saved = 2 * 16 * 64 * 4  # full remat: each of 2 layers keeps its input
+    working = 5 * 4096 + 3 * 4096 + 3 * 2048 + 4 * 8192 + 4 * 16 * 4  # one layer rebuilt for backward
+    assert p.memory["activations"] == saved + working
+    assert p.memory["logits"] == 16 * 256 * (4 + 4 + 4)
+    none = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, param_dtype="float32",
+                                                          compute_dtype="float32", remat="none"), HW, 8)
+    assert none.memory["activations"] == 2 * working
+    xla = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
+                                                         remat="none", attention="xla"), HW, 8)
+    assert xla.memory["activations"] - none.memory["activations"] == 2 * (4 * 16 * 16 * (4 + 4) - 4 * 16 * 4)
+
+
+def test_time_and_fit():
+    tight = Hardware(device_memory=1000)
+    p = plan_layout(TINY, MeshConfig(data=8), W, tight, 8)
+    assert not p.fits and p.memory["total"] > 1000
+    roomy = plan_layout(TINY, MeshConfig(data=8), W, HW, 8)
+    assert roomy.fits and 0 < roomy.mfu < 1 and roomy.step_s >= roomy.compute_s
+
+
+def test_candidates_respect_divisibility_and_hosts():
+    layouts = candidate_layouts(TINY, W, num_devices=8, num_hosts=2)
+    got = {(m.data, m.fsdp, m.tensor, m.sequence, m.dcn.get("data", 1), m.dcn.get("fsdp", 1)) for m in layouts}
+    expected = set()
+    for d, f, t, s in itertools.product([1, 2, 4, 8], repeat=4):
+        if d * f * t * s != 8 or 4 % t or 2 % t or 128 % t or 16 % s or 8 % (d * f) or 4 % (t * s):
+            continue
+        for hd, hf in ((1, 2), (2, 1)):
+            if d % hd == 0 and f % hf == 0:
+                expected.add((d, f, t, s, hd, hf))
+    assert got == expected and len(got) > 5
+    assert all(m.tensor <= 2 for m in layouts)  # 2 KV heads cap tensor parallelism
+    plans = plan_all(TINY, W, Hardware(device_memory=1_000_000), 8, 2)
+    fits = [p.fits for p in plans]
+    assert fits == sorted(fits, reverse=True) and any(fits) and not all(fits)
+
+
+def test_errors_and_sizes():
+    with pytest.raises(ValueError, match="batch=4 is not divisible"):  # micro-batch of 4 over fsdp=8
+        plan_layout(TINY, MeshConfig(data=1, fsdp=8), Workload(seq_len=16, global_batch=8, micro_batches=2), HW, 8)
+    with pytest.raises(ValueError, match="not divisible by micro_batches"):
+        Workload(seq_len=16, global_batch=9, micro_batches=2)
+    with pytest.raises(ValueError, match="remat policy"):
+        Workload(seq_len=16, global_batch=8, remat="some")
+    assert parse_size("80GiB") == 80 * 2**30 and parse_size("450GB/s") == 450e9 and parse_size("1e3") == 1000
+    with pytest.raises(ValueError, match="cannot parse size"):
+        parse_size("80 parsecs")
