@@ -1,6 +1,7 @@
 """AOT-compile a train step for a layout and report what XLA made of it, next to the planner.
 
-The step comes from `siamgpt_jax.train.step.compile_for_layout` (imported lazily), whose contract is
+The step is the trainer's real SFT step (`siamgpt_jax.train.aot.lower_train_step`, imported lazily),
+or any factory with this contract (`step_factory=`, or `siamgpt_jax.train.step.compile_for_layout`):
 
     compile_for_layout(model_config, mesh, rules, *, seq_len, global_batch, micro_batches,
                        param_dtype, compute_dtype, remat) -> (step_fn, (state, batch))
@@ -112,26 +113,36 @@ def memory_stats(compiled) -> dict[str, float]:
     return stats
 
 
-def _default_factory() -> Callable:
-    try:
-        from siamgpt_jax.train.step import compile_for_layout
-    except ImportError as e:
-        raise RuntimeError(
-            "mesh compile/bench need siamgpt_jax.train.step.compile_for_layout (the SFT train step); "
-            f"it is not available: {e}"
-        ) from None
-    return compile_for_layout
-
-
-def build_step(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, *, devices=None,
+def lower_step(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, *, devices=None,
                num_hosts: int | None = None, step_factory: Callable | None = None):
-    """(mesh, step_fn, abstract (state, batch)) for a layout."""
+    """(mesh, lowered step, abstract state, abstract batch) for a layout.
+
+    Uses `step_factory` if given, else train.step.compile_for_layout, else the trainer's
+    train.aot.lower_train_step (the real SFT step, lowered from abstract shapes).
+    """
+    import jax
+
     mesh = make_mesh(mesh_cfg, devices, num_hosts)
-    factory = step_factory or _default_factory()
-    fn, args = factory(model_config, mesh, mesh_cfg.rules, seq_len=w.seq_len, global_batch=w.global_batch,
-                       micro_batches=w.micro_batches, param_dtype=w.param_dtype,
-                       compute_dtype=w.compute_dtype, remat=w.remat)
-    return mesh, fn, tuple(args)
+    if step_factory is None:
+        try:
+            from siamgpt_jax.train.step import compile_for_layout as step_factory
+        except ImportError:
+            step_factory = None
+    if step_factory is not None:
+        fn, (state, batch) = step_factory(model_config, mesh, mesh_cfg.rules, seq_len=w.seq_len,
+                                          global_batch=w.global_batch, micro_batches=w.micro_batches,
+                                          param_dtype=w.param_dtype, compute_dtype=w.compute_dtype, remat=w.remat)
+        jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
+        return mesh, jitted.lower(state, batch), state, batch
+    try:
+        from siamgpt_jax.train.aot import lower_train_step
+    except ImportError as e:
+        raise RuntimeError(f"mesh compile/bench need the SFT train step (siamgpt_jax.train.aot): {e}") from None
+    extra = {} if w.logits_chunk is None else {"loss_chunk": w.logits_chunk}
+    ls = lower_train_step(model_config, mesh, mesh_cfg.rules, seq_len=w.seq_len, global_batch=w.global_batch,
+                          micro_batches=w.micro_batches, remat=w.remat, dtype=w.compute_dtype,
+                          param_dtype=w.param_dtype, attention=w.attention, **extra)
+    return mesh, ls.lowered, ls.abstract_state, ls.abstract_batch
 
 
 def compile_report(model_config: Qwen3Config, mesh_cfg: MeshConfig, seq_len: int, global_batch: int, *,
@@ -145,11 +156,10 @@ def compile_report(model_config: Qwen3Config, mesh_cfg: MeshConfig, seq_len: int
     w = Workload(seq_len=seq_len, global_batch=global_batch, micro_batches=micro_batches,
                  param_dtype=param_dtype, compute_dtype=compute_dtype, remat=remat,
                  attention=attention, logits_chunk=logits_chunk)
-    mesh, fn, args = build_step(model_config, mesh_cfg, w, devices=devices, num_hosts=num_hosts,
-                                step_factory=step_factory)
-    jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
     t0 = time.perf_counter()
-    compiled = jitted.lower(*args).compile()
+    mesh, lowered, _, _ = lower_step(model_config, mesh_cfg, w, devices=devices, num_hosts=num_hosts,
+                                     step_factory=step_factory)
+    compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     xla_mem = memory_stats(compiled)
     collectives = count_collectives(compiled.as_text())
@@ -193,8 +203,8 @@ def bench_layouts(model_config: Qwen3Config, layouts: Sequence[MeshConfig], w: W
 
     results = []
     for cfg in layouts:
-        mesh, fn, (state, batch) = build_step(model_config, cfg, w, step_factory=step_factory)
-        jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
+        mesh, lowered, state, batch = lower_step(model_config, cfg, w, step_factory=step_factory)
+        jitted = lowered.compile()
         state, batch = _materialize(state), _materialize(batch)
         times = []
         for i in range(warmup + steps):
@@ -215,4 +225,4 @@ def bench_layouts(model_config: Qwen3Config, layouts: Sequence[MeshConfig], w: W
     return results
 
 
-__all__ = ["KINDS", "HLO_KINDS", "bench_layouts", "build_step", "compile_report", "count_collectives", "memory_stats"]
+__all__ = ["KINDS", "HLO_KINDS", "bench_layouts", "lower_step", "compile_report", "count_collectives", "memory_stats"]
