@@ -85,7 +85,10 @@ def _verify_one(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_min
         # prompt did not ask for another language (so an all-English answer is caught, not skipped).
         if not (thai_share(m["content"]) >= thai_min_share or (rec.stream == AUTOIF and not asks_other_language)):
             continue
+        last = turn == len(rec.messages) - 1
         for iid in stability:
+            if last and iid in rec.instruction_ids:
+                continue  # already run above as a constraint, with the record's own kwargs
             v = verify.check(iid, m["content"], {})
             runs.append((iid, v.ok))
             if not v.ok:

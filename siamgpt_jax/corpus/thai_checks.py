@@ -153,12 +153,16 @@ def buddhist_era(text: str, k: dict[str, Any]) -> Verdict:
     m = _GREGORIAN_MARK_RE.search(prose)
     if m:
         return Verdict(False, f"Gregorian year: {m.group().strip()!r}")
+    # A year labelled พ.ศ. is B.E. by its label (historic ones such as พ.ศ. 2325 included); an
+    # unlabelled year after ปี or a month name must be >= min_year to be read as B.E.
     years = [int(y) for y in _BE_MARK_RE.findall(prose)]
     for m in _YEAR_CONTEXT_RE.finditer(prose):
-        years.append(int(m.group(1)))
-    low = [y for y in years if y < k["min_year"]]
-    if low:
-        return Verdict(False, f"year {low[0]} is not a Buddhist-era year (B.E. years are >= {k['min_year']})")
+        if "ศ" in m.group():
+            continue  # "ปี พ.ศ. 2325": already counted above
+        year = int(m.group(1))
+        if year < k["min_year"]:
+            return Verdict(False, f"year {year} is not a Buddhist-era year (unlabelled B.E. years are >= {k['min_year']}; label older ones พ.ศ.)")
+        years.append(year)
     if len(years) < k["min_count"]:
         return Verdict(False, f"{len(years)} B.E. years written, need at least {k['min_count']}")
     return Verdict(True)
