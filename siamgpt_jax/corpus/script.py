@@ -70,6 +70,8 @@ _FOREIGN_CANDIDATE_RE = re.compile(r"[^\x00-\u024F\u1E00-\u1EFF\u2000-\u2BFF\u0E
 def script_of(ch: str) -> str | None:
     """The named script of `ch`, or None for Thai, Latin, digits, punctuation, symbols and emoji."""
     cp = ord(ch)
+    if cp <= 0x024F or 0x0E00 <= cp <= 0x0E7F or 0x1E00 <= cp <= 0x1EFF:
+        return None  # ASCII, Latin and Thai
     for lo, hi, name in _SCRIPT_RANGES:
         if lo <= cp <= hi:
             return name
