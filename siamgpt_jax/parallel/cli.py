@@ -207,9 +207,11 @@ def _run_compile(args) -> int:
         reports.append(r)
         xm, pm = r["xla_memory_bytes"], r["planner_memory_bytes"]
         print(f"{r['layout']}: compiled in {r['compile_s']:.1f}s")
-        print(f"  XLA    : args {_gib(xm['argument'])} out {_gib(xm['output'])} alias {_gib(xm['alias'])} "
-              f"temp {_gib(xm['temp'])} peak {_gib(xm['peak_estimate'])} GiB")
-        print(f"  planner: total {_gib(pm['total'])} GiB  (planner/XLA = {r['memory_ratio_planner_over_xla']:.3f})")
+        mib = lambda x: f"{x / 2**20:.2f}"  # noqa: E731
+        print(f"  XLA    : args {mib(xm['argument'])} out {mib(xm['output'])} alias {mib(xm['alias'])} "
+              f"temp {mib(xm['temp'])} peak {mib(xm['peak_estimate'])} MiB per device")
+        print(f"  planner: " + " ".join(f"{k} {mib(v)}" for k, v in pm.items())
+              + f" MiB  (planner/XLA = {r['memory_ratio_planner_over_xla']:.3f})")
         for kind, v in r["xla_collectives"].items():
             if v["count"]:
                 print(f"  {kind:<19} {v['count']:4d} ops ({v['executed']} executed) {v['bytes'] / 2**20:10.2f} MiB")
