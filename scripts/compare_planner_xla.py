@@ -11,6 +11,7 @@ import sys
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from siamgpt_jax.model.config import preset  # noqa: E402
 from siamgpt_jax.parallel.compiled import compile_report  # noqa: E402
