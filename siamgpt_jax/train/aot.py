@@ -1,0 +1,69 @@
+"""The real train step, lowered ahead of time for a layout, without allocating a single parameter.
+
+`mesh compile` and the planner-vs-XLA comparison use this: the model is built with
+`nnx.eval_shape`, so even a 32B-shaped step compiles on virtual CPU devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.sharding import Mesh
+
+from siamgpt_jax.model.config import Qwen3Config
+from siamgpt_jax.parallel.rules import Rules
+from siamgpt_jax.train.optimizer import OptimConfig, make_optimizer
+from siamgpt_jax.train.state import ModelDef, abstract_train_state, state_shardings
+from siamgpt_jax.train.step import BATCH_KEYS, StepConfig, batch_sharding, jit_train_step, make_train_step
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclass
+class LoweredStep:
+    lowered: Any  # jax.stages.Lowered
+    abstract_state: Any
+    abstract_batch: dict[str, jax.ShapeDtypeStruct]
+
+    def compile(self):
+        return self.lowered.compile()
+
+
+def lower_train_step(
+    arch: Qwen3Config,
+    mesh: Mesh,
+    rules: Rules,
+    *,
+    seq_len: int,
+    global_batch: int,
+    micro_batches: int = 1,
+    remat: str = "full",
+    dtype: str = "bfloat16",
+    param_dtype: str = "float32",
+    attention: str = "xla",
+    loss_chunk: int = 1024,
+    optim: OptimConfig | None = None,
+) -> LoweredStep:
+    from siamgpt_jax.model.qwen3 import Qwen3
+
+    abstract_model = nnx.eval_shape(
+        lambda: Qwen3(arch, rngs=nnx.Rngs(0), param_dtype=DTYPES[param_dtype], dtype=DTYPES[dtype],
+                      remat=remat, attention=attention)
+    )
+    model_def, _ = ModelDef.split(abstract_model)
+    optimizer = make_optimizer(optim or OptimConfig(), total_steps=1000)
+    shardings = state_shardings(model_def, optimizer, mesh, rules)
+    abstract_state = abstract_train_state(model_def, optimizer, shardings)
+    b_sh = batch_sharding(mesh, rules)
+    batch = {
+        k: jax.ShapeDtypeStruct((global_batch, seq_len), jnp.float32 if k == "loss_mask" else jnp.int32, sharding=b_sh)
+        for k in BATCH_KEYS
+    }
+    step = jit_train_step(
+        make_train_step(model_def, optimizer, StepConfig(micro_batches, loss_chunk)), mesh, rules, shardings
+    )
+    return LoweredStep(step.lower(abstract_state, batch), abstract_state, batch)
