@@ -1,4 +1,7 @@
-"""Tiny random transformers Qwen3 checkpoints, written with save_pretrained (no downloads)."""
+"""Tiny random transformers Qwen3 checkpoints (torch CPU, no downloads): test and demo fixtures.
+
+Needs torch, which is a test extra: import this module only where torch is installed.
+"""
 
 from __future__ import annotations
 

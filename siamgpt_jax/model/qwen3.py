@@ -199,15 +199,21 @@ def abstract_model(config: Qwen3Config, **kwargs) -> Qwen3:
     return nnx.eval_shape(lambda: Qwen3(config, rngs=nnx.Rngs(0), **kwargs))
 
 
+_INIT_CACHE: dict = {}
+
+
 def init_model(config: Qwen3Config, *, seed: int = 0, mesh=None, rules: Rules | None = None, **kwargs) -> Qwen3:
     """A randomly initialised model. With a mesh, each param is created directly on its sharding."""
-    if mesh is None:
-        return Qwen3(config, rngs=nnx.Rngs(seed), **kwargs)
     graphdef, abstract_state = nnx.split(abstract_model(config, **kwargs))
-    shardings = param_shardings(abstract_state, mesh, rules)
+    # One compiled program creates every param (eager init would compile op by op); it is cached
+    # per (config, kwargs, mesh, rules) with the seed as an argument, so re-inits do not recompile.
+    key = (repr(config), repr(sorted(kwargs.items())), mesh, repr(sorted((rules or {}).items())))
+    if key not in _INIT_CACHE:
+        shardings = None if mesh is None else param_shardings(abstract_state, mesh, rules)
 
-    def make():
-        return nnx.split(Qwen3(config, rngs=nnx.Rngs(seed), **kwargs))[1]
+        def make(seed):
+            return nnx.split(Qwen3(config, rngs=nnx.Rngs(jax.random.key(seed)), **kwargs))[1]
 
-    state = jax.jit(make, out_shardings=shardings)()
+        _INIT_CACHE[key] = jax.jit(make, out_shardings=shardings)
+    state = _INIT_CACHE[key](jnp.asarray(seed, jnp.uint32))
     return nnx.merge(graphdef, state)
