@@ -120,16 +120,17 @@ def _response_language(text: str, k: dict[str, Any]) -> Verdict:
     en=lambda k: f"Your response should contain {k['relation']} {k['num_sentences']} sentences.",
 )
 def _num_sentences(text: str, k: dict[str, Any]) -> Verdict:
-    lo, hi = thai_text.sentence_count_bounds(text)
     rel, n = k["relation"], k["num_sentences"]
-    if lo == hi:
-        return counted("sentences", lo, rel, n)
-    at_lo, at_hi = compare(lo, rel, n), compare(hi, rel, n)
-    # Every relation but "exactly" is monotone in the count: equal answers at both bounds decide it
-    # without running the CRF. "exactly" is decided when n lies outside the bounds.
-    if (rel != "exactly" and at_lo == at_hi) or (rel == "exactly" and not lo <= n <= hi):
-        return Verdict(at_lo, "" if at_lo else f"sentences: found {lo}..{hi}, need {rel} {n}")
-    return counted("sentences", len(thai_text.sentences(text)), rel, n)
+
+    def decided(lo: int, hi: int) -> bool:
+        # Relations other than "exactly" are monotone in the count: equal answers at both bounds
+        # settle them without running the CRF on the remaining lines.
+        if rel == "exactly":
+            return lo == hi or not lo <= n <= hi
+        return compare(lo, rel, n) == compare(hi, rel, n)
+
+    count = thai_text.count_sentences_until(text, decided)
+    return counted("sentences", count, rel, n)
 
 
 def ifeval_paragraphs(text: str) -> list[str] | None:

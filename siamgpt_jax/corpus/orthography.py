@@ -4,43 +4,71 @@ Thai is written (and stored) in the order: leading vowel, consonant, above/below
 or other upper sign, following vowel. Marks that float without a consonant, two tone marks on one
 consonant, a tone mark typed before its vowel, or a leading vowel with no consonant after it are
 what broken OCR, bad normalisation and degenerate generations produce.
+
+Each character is mapped to a one-letter class with str.translate, and every rule is a set of
+forbidden class bigrams found with plain substring search: no per-character Python or regex work,
+which matters because the pass runs this on every Thai assistant turn.
 """
 
 from __future__ import annotations
 
 import re
 
-C = "\u0e01-\u0e2e"  # consonants ก..ฮ (incl. ฤ ฦ)
-ABOVE = "\u0e31\u0e34-\u0e37"  # ั ิ ี ึ ื
-BELOW = "\u0e38-\u0e3a"  # ุ ู ฺ
-TONE = "\u0e48-\u0e4b"  # ่ ้ ๊ ๋
-UPPER_SIGN = "\u0e47\u0e4c-\u0e4e"  # ็ ์ ํ ๎
-MARK = ABOVE + BELOW + TONE + UPPER_SIGN
-LEADING = "\u0e40-\u0e44"  # เ แ โ ใ ไ
-FOLLOWING = "\u0e30\u0e32\u0e33\u0e45"  # ะ า ำ ๅ
+# Classes: c consonant, a above vowel, b below vowel, t tone mark, u maitaikhu/thanthakhat,
+# n nikhahit/yamakkan, l leading vowel, f following vowel (ะ า ๅ), m sara am (ำ), x anything else.
+_CLASSES = {
+    "c": range(0x0E01, 0x0E2F),
+    "a": [0x0E31, 0x0E34, 0x0E35, 0x0E36, 0x0E37],
+    "b": [0x0E38, 0x0E39, 0x0E3A],
+    "t": [0x0E48, 0x0E49, 0x0E4A, 0x0E4B],
+    "u": [0x0E47, 0x0E4C],
+    "n": [0x0E4D, 0x0E4E],
+    "l": range(0x0E40, 0x0E45),
+    "f": [0x0E30, 0x0E32, 0x0E45],
+    "m": [0x0E33],
+}
+_TABLE = {cp: cls for cls, cps in _CLASSES.items() for cp in cps}
+_MARKS = "abtun"
 
-# (compiled pattern, reason). Order matters only for which reason is reported first.
-RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(rf"(?:^|[^{C}{MARK}])[{MARK}]"), "vowel or tone mark without a base consonant"),
-    (re.compile(rf"[{TONE}\u0e47\u0e4c][{TONE}\u0e47\u0e4c]"), "two tone marks (or tone + ็/์) on one consonant"),
-    (re.compile(rf"[{TONE}\u0e47\u0e4c][{ABOVE}{BELOW}]"), "tone mark written before an above/below vowel"),
-    (re.compile(rf"[{ABOVE}][{ABOVE}{BELOW}]|[{BELOW}][{ABOVE}{BELOW}]"), "two vowel marks on one consonant"),
-    (re.compile(rf"[{LEADING}](?![{C}])"), "leading vowel not followed by a consonant"),
-    (re.compile(rf"(?:^|[^\u0e01-\u0e4e])[{FOLLOWING}]"), "following vowel without a consonant"),
-    (re.compile(rf"[{ABOVE}{BELOW}\u0e47\u0e4c]\u0e33|\u0e33[{MARK}]"), "sara am combined with a vowel or written before a mark"),
-    (re.compile(r"\u0e4d\u0e32"), "nikhahit + sara aa (ํา) where sara am (ำ) is meant"),
+
+# Complete table for the Thai block and the space that stands in for everything else (see classes()),
+# so translate() never falls back to Python code.
+_TRANSLATE = {cp: _TABLE.get(cp, "x") for cp in range(0x0E00, 0x0E80)} | {0x20: "x"}
+_NON_THAI_RUN_RE = re.compile(r"[^\u0E00-\u0E7F]+")
+
+# (reason, forbidden class bigrams). The class string is padded with 'x' at both ends, so "start of
+# text" and "end of text" are ordinary bigrams too.
+RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("vowel or tone mark without a base consonant", tuple(p + q for p in "xlfm" for q in _MARKS)),
+    ("two tone marks (or tone + ็/์) on one consonant", ("tt", "tu", "ut", "uu")),
+    ("tone mark written before an above/below vowel", ("ta", "tb", "ua", "ub")),
+    ("two vowel marks on one consonant", ("aa", "ab", "ba", "bb")),
+    ("leading vowel not followed by a consonant", tuple("l" + q for q in "xlfm" + _MARKS)),
+    ("following vowel without a consonant", ("xf", "xm")),
+    ("sara am combined with a vowel or written before a mark", ("am", "bm", "um") + tuple("m" + q for q in _MARKS)),
 )
+_NIKHAHIT_AA = "\u0e4d\u0e32"
 
-_ANY_THAI_MARK_RE = re.compile(rf"[{MARK}{LEADING}{FOLLOWING}]")
+
+def classes(text: str) -> str:
+    """'x' + one class letter per character of `text` + 'x' (index i of the result is text[i-1]).
+
+    Non-Thai runs are first replaced by as many spaces, keeping offsets, so the table stays small.
+    """
+    masked = _NON_THAI_RUN_RE.sub(lambda m: " " * len(m.group()), text)
+    return "x" + masked.translate(_TRANSLATE) + "x"
 
 
 def errors(text: str) -> list[tuple[str, str]]:
     """[(reason, excerpt)] for every rule `text` breaks (first occurrence of each)."""
-    if not _ANY_THAI_MARK_RE.search(text):
-        return []
+    cls = classes(text)
     out = []
-    for pattern, reason in RULES:
-        m = pattern.search(text)
-        if m:
-            out.append((reason, text[max(0, m.start() - 6) : m.end() + 6]))
+    for reason, bigrams in RULES:
+        hits = [i for i in (cls.find(b) for b in bigrams) if i >= 0]
+        if hits:
+            i = min(hits)  # cls[i] is text[i - 1]; the offending pair is text[i-1 : i+1]
+            out.append((reason, text[max(0, i - 7) : i + 7]))
+    if _NIKHAHIT_AA in text:
+        i = text.index(_NIKHAHIT_AA)
+        out.append(("nikhahit + sara aa (ํา) where sara am (ำ) is meant", text[max(0, i - 6) : i + 8]))
     return out

@@ -97,19 +97,24 @@ def strip_code_and_urls(text: str) -> str:
     return _CODE_OR_URL_RE.sub(" ", text)
 
 
+# Runs, not single characters: summing a few run lengths is far cheaper than listing every letter.
+_THAI_RUN_RE = re.compile(r"[\u0E01-\u0E4E]+")
+_LATIN_RUN_RE = re.compile(r"[A-Za-z\u00C0-\u024F\u1E00-\u1EFF]+")
+_OTHER_LETTER_RUN_RE = re.compile(r"[^\W\d_\u0E00-\u0E7F]+")
+
+
 def count_thai_letters(text: str) -> int:
-    return len(THAI_LETTER_RE.findall(text))
+    return sum(map(len, _THAI_RUN_RE.findall(text)))
 
 
 def count_latin_letters(text: str) -> int:
-    return len(LATIN_LETTER_RE.findall(text))
+    return sum(map(len, _LATIN_RUN_RE.findall(text)))
 
 
 def thai_share(text: str) -> float:
-    """Thai letters / all letters (0.0 when there are no letters at all)."""
+    """Thai letters (incl. vowel and tone marks) / all letters; 0.0 when there are no letters."""
     thai = count_thai_letters(text)
-    letters = sum(1 for ch in text if ch.isalpha()) + len(re.findall(r"[\u0E31\u0E34-\u0E3A\u0E47-\u0E4E]", text))
-    # str.isalpha() is False for Thai combining marks, which THAI_LETTER_RE counts: add them back.
+    letters = thai + sum(map(len, _OTHER_LETTER_RUN_RE.findall(text)))
     return thai / letters if letters else 0.0
 
 

@@ -168,7 +168,36 @@ def buddhist_era(text: str, k: dict[str, Any]) -> Verdict:
     return Verdict(True)
 
 
-_SHORT_LOOP_RE = re.compile(r"(\w.{0,11}?)\1{7,}")  # "ฮ่าฮ่าฮ่า…", "abcabcabc…": a short unit 8+ times in a row
+SHORT_UNIT_MAX, SHORT_UNIT_REPEATS = 12, 8
+
+
+def short_loop(text: str) -> str | None:
+    """The first run of a unit of 1-12 characters repeated 8+ times in a row ("ฮ่าฮ่าฮ่า…"), or None.
+
+    A unit of length u repeated k times is a stretch where text[i] == text[i + u] for (k - 1) * u
+    positions in a row. One vectorised comparison covers every u at once; cumulative sums then find
+    stretches of the needed length.
+    """
+    import numpy as np
+
+    n = len(text)
+    if n < SHORT_UNIT_REPEATS:
+        return None
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    width = min(SHORT_UNIT_MAX, n - 1)
+    padded = np.concatenate((codes, np.zeros(width, dtype=np.uint32)))
+    win = np.lib.stride_tricks.sliding_window_view(padded, width + 1)[:n]
+    same = np.zeros((n + 1, width), dtype=np.int32)
+    np.cumsum(win[:, 1:] == win[:, :1], axis=0, out=same[1:])
+    for u in range(1, width + 1):
+        need = (SHORT_UNIT_REPEATS - 1) * u
+        if need + u > n:
+            break
+        col = same[:, u - 1]
+        for i in np.flatnonzero(col[need:] - col[:-need] == need)[:4]:
+            if any(ch.isalpha() for ch in text[i : i + u]):  # "------" and "======" are rules, not loops
+                return text[i : i + need + u]
+    return None
 
 
 @register(
@@ -188,9 +217,9 @@ def no_repetition(text: str, k: dict[str, Any]) -> Verdict:
         line, n = lines.most_common(1)[0]
         if n > k["max_line_repeats"]:
             return Verdict(False, f"line repeated {n} times: {line[:60]!r}")
-    m = _SHORT_LOOP_RE.search(text)
-    if m:
-        return Verdict(False, f"short unit repeated in a loop: {m.group()[:40]!r}")
+    loop = short_loop(text)
+    if loop:
+        return Verdict(False, f"short unit repeated in a loop: {loop[:40]!r}")
     # Character n-grams starting at word starts: a loop repeats the same n characters from the same
     # word start again and again, while ordinary prose almost never does.
     flat = " ".join(text.split())

@@ -5,9 +5,9 @@ whitespace-delimited chunk at a time through a memo: chunks repeat a lot in real
 common phrases) and the memo is what makes word counting affordable at corpus scale.
 
 Sentences come from pythainlp's CRF sentence cutter (crfcut) for Thai lines and a punctuation
-splitter for other lines. crfcut is ~10 ms per paragraph, so callers that only need to compare a
-count with a threshold use `sentence_count_bounds` first and run the cutter only when the bounds
-cannot decide.
+splitter for other lines. crfcut costs milliseconds per line, so threshold checks go through
+`count_sentences_until`, which cuts one line at a time and stops as soon as sound bounds settle the
+answer, and results are memoised per line.
 """
 
 from __future__ import annotations
@@ -91,6 +91,12 @@ def _latin_sentences(line: str) -> list[str]:
     return [s for s in _LATIN_SENT_RE.split(line) if s.strip()]
 
 
+@functools.lru_cache(maxsize=50_000)
+def _thai_line_sentences(line: str) -> int:
+    """Sentence count of one Thai line (memoised: loose mode re-checks the same lines 8 times)."""
+    return sum(1 for s in _crfcut()(line) if s.strip())
+
+
 def sentences(text: str) -> list[str]:
     """Sentences of `text`.
 
@@ -111,8 +117,8 @@ def sentences(text: str) -> list[str]:
 def sentence_count_bounds(text: str) -> tuple[int, int]:
     """(lower, upper) bounds on len(sentences(text)) without running the CRF.
 
-    A Thai line yields at least one sentence and at most one per space-separated chunk (crfcut only
-    cuts at spaces); other lines are counted exactly.
+    Sound, not tight: crfcut gives every line at least one sentence and at most one per character
+    (its CRF may cut after any token); non-Thai lines are counted exactly.
     """
     if "***" in text:
         n = len(sentences(text))
@@ -121,9 +127,28 @@ def sentence_count_bounds(text: str) -> tuple[int, int]:
     for line in _lines(text):
         if is_thai_text(line):
             lo += 1
-            hi += len(line.split())
+            hi += len(line)
         else:
             n = len(_latin_sentences(line))
             lo += n
             hi += n
     return lo, hi
+
+
+def count_sentences_until(text: str, decided) -> int:
+    """len(sentences(text)), but stops running the CRF once `decided(lo, hi)` says the bounds settle
+    the caller's question; returns the exact count or a bound that settles it."""
+    if "***" in text:
+        return len(sentences(text))
+    lines = _lines(text)
+    thai = [is_thai_text(ln) for ln in lines]
+    exact = sum(len(_latin_sentences(ln)) for ln, t in zip(lines, thai) if not t)
+    pending = [ln for ln, t in zip(lines, thai) if t]
+    lo, hi = exact + len(pending), exact + sum(map(len, pending))
+    for ln in pending:
+        if decided(lo, hi):
+            return lo
+        n = _thai_line_sentences(ln)
+        lo += n - 1
+        hi += n - len(ln)
+    return lo
