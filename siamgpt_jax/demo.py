@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
     verified_dir = run_dir / "verified"
     report = run_verification([REPO / p for p in SAMPLES], verified_dir, progress=not args.no_progress)
-    print(f"  kept {report.kept} of {report.total} records -> {verified_dir / 'verified.jsonl'}", flush=True)
+    print(f"  kept {report.verified} of {report.total} records ({report.rejected} rejected, see report.json) -> {verified_dir / 'verified.jsonl'}", flush=True)
 
     print("[2/4] SFT of a tiny Qwen3 with the real Qwen3 vocabulary", flush=True)
     from siamgpt_jax.train.loop import train

@@ -29,9 +29,9 @@ class Checkpointer:
 
     def __init__(self, directory: str | Path, cfg: CheckpointConfig):
         self.directory = Path(directory).absolute()
+        self.every = max(1, cfg.every)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=cfg.keep,
-            save_interval_steps=max(1, cfg.every),
             enable_async_checkpointing=cfg.async_save,
             create=True,
         )
@@ -44,13 +44,18 @@ class Checkpointer:
         return list(self._manager.all_steps())
 
     def save(self, step: int, state: TrainState, data_state: Any, config: dict, *, force: bool = False) -> bool:
-        """Save if `step` is due (or `force`); returns whether a save started."""
+        """Save if `step` is a multiple of `every` (or `force`); returns whether a save started.
+
+        The cadence is decided here, not by orbax, whose policy would also save the first step.
+        """
+        if not force and step % self.every:
+            return False
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             data=ocp.args.JsonSave(data_state),
             config=ocp.args.JsonSave(config),
         )
-        return self._manager.save(step, args=args, force=force)
+        return self._manager.save(step, args=args, force=True)
 
     def restore(self, abstract_state: TrainState, step: int | None = None) -> tuple[TrainState, Any, dict]:
         """Restore onto the shardings carried by `abstract_state` (any mesh: resharding is free)."""

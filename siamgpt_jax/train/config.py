@@ -41,15 +41,24 @@ class ModelConfig:
             base = preset(self.preset)
         else:
             raise config_lib.ConfigError("model: set either 'preset' or 'hf_path'")
-        if self.overrides:
-            valid = set(Qwen3Config.__dataclass_fields__)
-            for key in self.overrides:
-                if key not in valid:
-                    raise config_lib.ConfigError(
-                        f"unknown config key 'model.overrides.{key}'{config_lib._suggest(key, sorted(valid))}"
-                    )
-            base = base.replace(**self.overrides)
-        return base
+        self.validate()
+        return base.replace(**self.overrides) if self.overrides else base
+
+    def validate(self) -> None:
+        """Checks that need no files: a source is named, and override keys are Qwen3Config fields."""
+        if not self.hf_path and not self.preset:
+            raise config_lib.ConfigError("model: set either 'preset' or 'hf_path'")
+        if self.preset and not self.hf_path:
+            try:
+                preset(self.preset)
+            except KeyError as e:
+                raise config_lib.ConfigError(f"model.preset: {e.args[0]}") from None
+        valid = sorted(Qwen3Config.__dataclass_fields__)
+        for key in self.overrides:
+            if key not in valid:
+                raise config_lib.ConfigError(
+                    f"unknown config key 'model.overrides.{key}'{config_lib._suggest(key, valid)}"
+                )
 
 
 @dataclass(frozen=True)
@@ -79,5 +88,5 @@ class JobConfig:
 
 def load_job_config(path: str | Path | None, overrides: list[str] | None = None) -> JobConfig:
     cfg = config_lib.load(JobConfig, path, overrides)
-    cfg.model.architecture()  # validate overrides early, with the key in the message
+    cfg.model.validate()  # fail at load time, with the key in the message
     return cfg

@@ -21,6 +21,7 @@ import numpy as np
 from siamgpt_jax import config as config_lib
 from siamgpt_jax.model.config import flops_per_token
 from siamgpt_jax.parallel.mesh import make_mesh
+from siamgpt_jax.parallel.rules import logical_to_spec
 from siamgpt_jax.train.checkpoint import Checkpointer
 from siamgpt_jax.train.config import JobConfig
 from siamgpt_jax.train.optimizer import learning_rate_schedule, make_optimizer
@@ -114,7 +115,20 @@ def _host_batch_tokens(batch: dict[str, np.ndarray]) -> int:
     return int((batch["segment_ids"] > 0).sum())
 
 
-def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
+def check_batch_divides_mesh(global_batch: int, micro_batches: int, mesh, rules) -> None:
+    """Each micro-batch is split over the mesh axes the 'batch' rule names; say so before XLA does."""
+    spec = logical_to_spec(("batch",), rules, mesh)
+    axes = () if not spec or spec[0] is None else (spec[0],) if isinstance(spec[0], str) else spec[0]
+    shards = math.prod(mesh.shape[a] for a in axes)
+    if global_batch % micro_batches or (global_batch // micro_batches) % shards:
+        raise config_lib.ConfigError(
+            f"train.global_batch={global_batch} / train.micro_batches={micro_batches} must be a multiple of "
+            f"{shards}, the number of batch shards (mesh axes {list(axes)} of {dict(mesh.shape)})"
+        )
+
+
+def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_at_step: int | None = None) -> TrainResult:
+    """Run (or resume) the job. `stop_at_step` ends this run early, with a checkpoint, as a preemption would."""
     from siamgpt_jax.loader.pipeline import make_loader
     from siamgpt_jax.loader.tokenizer import load_tokenizer
 
@@ -139,10 +153,16 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True) -> Tra
 
     # --- data ---
     tokenizer = load_tokenizer(cfg.data.tokenizer)
+    if tokenizer.vocab_size > arch.vocab_size:
+        # an out-of-range id would be silently clamped by the embedding gather
+        raise config_lib.ConfigError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is {arch.vocab_size}"
+        )
     if cfg.train.global_batch % jax.process_count():
         raise config_lib.ConfigError(
             f"train.global_batch={cfg.train.global_batch} is not divisible by the {jax.process_count()} processes"
         )
+    check_batch_divides_mesh(cfg.train.global_batch, cfg.train.micro_batches, mesh, rules)
     local_batch = cfg.train.global_batch // jax.process_count()
     loader = make_loader(cfg.data, tokenizer, batch_size=local_batch, seed=cfg.seed, split="train")
     data_iter = iter(loader)
@@ -227,12 +247,15 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True) -> Tra
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
-                final = step == cfg.train.steps or stop.signal_name is not None
+                final = step == cfg.train.steps or step == stop_at_step or stop.signal_name is not None
                 if ckpt.save(step, state, data_iter.get_state(), config_dict, force=final):
                     result.last_checkpoint = step
                 if stop.signal_name is not None:
                     result.stopped_by = "signal"
                     print(f"\n{stop.signal_name} received: saved checkpoint at step {step}, exiting", flush=True)
+                    break
+                if step == stop_at_step:
+                    result.stopped_by = "stop_at_step"
                     break
     finally:
         ckpt.close()

@@ -56,27 +56,43 @@ def global_norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
 
 
+def make_grad_fn(model_def: ModelDef, cfg: StepConfig) -> Callable[[dict, Batch], tuple[dict, tuple]]:
+    """(params, batch) -> (grads of the summed token loss, (ce_sum, n_tokens, z_sum)), all fp32.
+
+    Sums, not means: divide by n_tokens for the mean. Micro-batches are accumulated inside (a scan),
+    so the result does not depend on `cfg.micro_batches`. The train step and the layout
+    equivalence tests share this function.
+    """
+    grad_fn = jax.grad(lambda p, b: _loss_sums(model_def, p, b, cfg), has_aux=True)
+
+    def grads_and_sums(params, batch: Batch):
+        batch = {k: constrain(batch[k], ("batch", "seq")) for k in BATCH_KEYS}
+        if cfg.micro_batches == 1:
+            return grad_fn(params, batch)
+
+        def accumulate(carry, micro_batch):
+            micro_batch = {k: constrain(v, ("batch", "seq")) for k, v in micro_batch.items()}
+            g, aux = grad_fn(params, micro_batch)
+            return jax.tree.map(jnp.add, carry, (g, aux)), None
+
+        zeros = (
+            jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params),
+            (jnp.float32(0), jnp.float32(0), jnp.float32(0)),
+        )
+        out, _ = jax.lax.scan(accumulate, zeros, _split_micro(batch, cfg.micro_batches))
+        return out
+
+    return grads_and_sums
+
+
 def make_train_step(
     model_def: ModelDef, optimizer: optax.GradientTransformation, cfg: StepConfig, schedule: Callable | None = None
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """The pure step function (not yet jitted)."""
-    grad_fn = jax.grad(lambda p, b: _loss_sums(model_def, p, b, cfg), has_aux=True)
+    grads_and_sums = make_grad_fn(model_def, cfg)
 
     def train_step(state: TrainState, batch: Batch):
-        batch = {k: constrain(batch[k], ("batch", "seq")) for k in BATCH_KEYS}
-        if cfg.micro_batches == 1:
-            grads, (ce, n_tokens, z) = grad_fn(state.params, batch)
-        else:
-            def accumulate(carry, micro_batch):
-                micro_batch = {k: constrain(v, ("batch", "seq")) for k, v in micro_batch.items()}
-                g, aux = grad_fn(state.params, micro_batch)
-                return jax.tree.map(jnp.add, carry, (g, aux)), None
-
-            zeros = (
-                jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params),
-                (jnp.float32(0), jnp.float32(0), jnp.float32(0)),
-            )
-            (grads, (ce, n_tokens, z)), _ = jax.lax.scan(accumulate, zeros, _split_micro(batch, cfg.micro_batches))
+        grads, (ce, n_tokens, z) = grads_and_sums(state.params, batch)
         denom = jnp.maximum(n_tokens, 1.0)
         grads = jax.tree.map(lambda g, p: (g / denom).astype(p.dtype), grads, state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
