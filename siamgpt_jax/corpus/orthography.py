@@ -59,8 +59,65 @@ def classes(text: str) -> str:
     return "x" + masked.translate(_TRANSLATE) + "x"
 
 
+# Fast reject. Thai has a single-byte code page (cp874/TIS-620: U+0E01-U+0E5B <-> 0xA1-0xFB, ASCII
+# unchanged, anything else becomes '?'), so the class string can be built by the codec and
+# bytes.translate in C. Every rule is a union of products (first classes) x (second classes); after
+# one more translate to 'P' (first only), 'Q' (second only), 'B' (both), '.' (neither), a product
+# occurs exactly when one of PQ/PB/BQ/BB does (only the pairs that can exist are searched). Clean text, the common case, is cleared by a dozen
+# C-level passes; text that trips one gets the exact pass below, which names rules and excerpts.
+def _byte_class(b: int) -> bytes:
+    ch = bytes([b]).decode("cp874", errors="ignore")
+    return _TABLE.get(ord(ch), "x").encode() if ch else b"x"
+
+
+_BYTE_CLASS = b"".join(_byte_class(b) for b in range(256))
+_PRODUCTS = (
+    ("xlfm", _MARKS),  # mark without a base consonant
+    ("tu", "tuab"),  # stacked tone marks; tone mark before an above/below vowel
+    ("ab", "ab"),  # two vowel marks
+    ("l", "xlfm" + _MARKS),  # leading vowel not followed by a consonant
+    ("x", "fm"),  # following vowel / sara am without a consonant
+    ("abu", "m"),
+    ("m", _MARKS),  # sara am with a vowel or before a mark
+)
+
+
+def _product_table(first: str, second: str) -> bytes:
+    def code(cls: str) -> bytes:
+        return b"B" if cls in first and cls in second else b"P" if cls in first else b"Q" if cls in second else b"."
+
+    return bytes.maketrans(b"cabtunlfmx", b"".join(code(c) for c in "cabtunlfmx"))
+
+
+def _needles(first: str, second: str) -> tuple[bytes, ...]:
+    left = (b"P" if set(first) - set(second) else b"") , (b"B" if set(first) & set(second) else b"")
+    right = (b"Q" if set(second) - set(first) else b""), (b"B" if set(first) & set(second) else b"")
+    return tuple(a + b for a in left if a for b in right if b)
+
+
+_PRODUCT_CHECKS = tuple((_product_table(p, q), _needles(p, q)) for p, q in _PRODUCTS)
+
+
+def has_errors(text: str) -> bool:
+    """bool(errors(text)), from C-level passes only (see above; tests/corpus check they agree)."""
+    if _NIKHAHIT_AA in text:
+        return True
+    cls = b"x" + text.encode("cp874", errors="replace").translate(_BYTE_CLASS) + b"x"
+    for table, needles in _PRODUCT_CHECKS:
+        t = cls.translate(table)
+        for needle in needles:
+            if needle in t:
+                return True
+    return False
+
+
 def errors(text: str) -> list[tuple[str, str]]:
     """[(reason, excerpt)] for every rule `text` breaks (first occurrence of each)."""
+    return class_errors(text) if has_errors(text) else []
+
+
+def class_errors(text: str) -> list[tuple[str, str]]:
+    """errors(text) without the fast reject: the class-string pass that names rules and excerpts."""
     cls = classes(text)
     out = []
     for reason, bigrams in RULES:

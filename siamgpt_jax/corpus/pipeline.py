@@ -8,6 +8,7 @@ names and renamed, so an interrupted run never leaves a file that looks complete
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -54,6 +55,14 @@ def _init_worker() -> None:
     thai_text.count_words("อุ่นเครื่อง")  # loads newmm's dictionary now, not on the first record
 
 
+@functools.lru_cache(maxsize=4096)
+def _stability_verdict(iid: str, text: str):
+    """A stability check with default kwargs: once per distinct turn text (turns repeat across a corpus)."""
+    from siamgpt_jax.corpus import verify
+
+    return verify.check(iid, text, {})
+
+
 def _verify_one(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_min_share: float) -> dict[str, Any]:
     """Result dict: ok / stream / record or failures / per-check outcomes."""
     from siamgpt_jax.corpus import verify
@@ -89,7 +98,7 @@ def _verify_one(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_min
         for iid in stability:
             if last and iid in rec.instruction_ids:
                 continue  # already run above as a constraint, with the record's own kwargs
-            v = verify.check(iid, m["content"], {})
+            v = _stability_verdict(iid, m["content"])
             runs.append((iid, v.ok))
             if not v.ok:
                 failures.append({"check": iid, "turn": turn, "reason": v.reason})

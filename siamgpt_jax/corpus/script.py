@@ -7,6 +7,7 @@ every assistant turn of a corpus.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -103,14 +104,19 @@ _LATIN_RUN_RE = re.compile(r"[A-Za-z\u00C0-\u024F\u1E00-\u1EFF]+")
 _OTHER_LETTER_RUN_RE = re.compile(r"[^\W\d_\u0E00-\u0E7F]+")
 
 
+# Several checks and the pass ask about the same turn text: a small memo answers the repeats (the
+# key is the str object itself, whose hash Python caches).
+@functools.lru_cache(maxsize=256)
 def count_thai_letters(text: str) -> int:
     return sum(map(len, _THAI_RUN_RE.findall(text)))
 
 
+@functools.lru_cache(maxsize=256)
 def count_latin_letters(text: str) -> int:
     return sum(map(len, _LATIN_RUN_RE.findall(text)))
 
 
+@functools.lru_cache(maxsize=256)
 def thai_share(text: str) -> float:
     """Thai letters (incl. vowel and tone marks) / all letters; 0.0 when there are no letters."""
     thai = count_thai_letters(text)

@@ -116,7 +116,16 @@ POLITE = {
     "female": ("ค่ะ", "คะ", "ค่า", "จ้ะ", "จ้า"),
 }
 POLITE["any"] = POLITE["male"] + POLITE["female"]
-_TRAILING_NON_LETTER_RE = re.compile(r"[^\w\u0E31\u0E34-\u0E3A\u0E47-\u0E4E]+$")
+_NON_LETTER_RE = re.compile(r"[^\w\u0E31\u0E34-\u0E3A\u0E47-\u0E4E]")
+
+
+def _strip_trailing_non_letters(s: str) -> str:
+    """s without its trailing run of non-letters; walks back from the end instead of regex-scanning
+    the whole text for a run that reaches it."""
+    i = len(s)
+    while i and _NON_LETTER_RE.match(s, i - 1):
+        i -= 1
+    return s[:i]
 
 
 @register(
@@ -129,7 +138,7 @@ _TRAILING_NON_LETTER_RE = re.compile(r"[^\w\u0E31\u0E34-\u0E3A\u0E47-\u0E4E]+$")
     en=lambda k: "End the response with a polite particle such as " + " / ".join(k["particles"] or POLITE[k["gender"]][:2]) + ".",
 )
 def polite_particle(text: str, k: dict[str, Any]) -> Verdict:
-    tail = _TRAILING_NON_LETTER_RE.sub("", text.rstrip())  # punctuation, emoji and markup ignored
+    tail = _strip_trailing_non_letters(text.rstrip())  # punctuation, emoji and markup ignored
     particles = tuple(k["particles"]) or POLITE[k["gender"]]
     ok = tail.endswith(particles)
     return Verdict(ok, "" if ok else f"does not end with a polite particle ({'/'.join(particles)}): ...{tail[-20:]!r}")
@@ -139,6 +148,7 @@ _MONTHS = "มกราคม|กุมภาพันธ์|มีนาคม|
 _NUM = r"(\d{4})(?!\d)"
 _GREGORIAN_MARK_RE = re.compile(rf"(?:ค\.\s?ศ\.?|คริสต์ศักราช|\bA\.?D\.?|\bC\.?E\.?)\s*{_NUM}|{_NUM}\s*(?:A\.?D\.?|C\.?E\.?)\b")
 _BE_MARK_RE = re.compile(rf"(?:พ\.\s?ศ\.?|พุทธศักราช|B\.?E\.?)\s*{_NUM}")
+_FOUR_DIGITS_RE = re.compile(r"\d{4}")  # Unicode \d: Arabic, Thai and other digits
 _YEAR_CONTEXT_RE = re.compile(rf"(?:ปี|(?:{_MONTHS}))\s*(?:พ\.\s?ศ\.?\s*)?{_NUM}")
 
 
@@ -149,7 +159,12 @@ _YEAR_CONTEXT_RE = re.compile(rf"(?:ปี|(?:{_MONTHS}))\s*(?:พ\.\s?ศ\.?\s*
     en=lambda k: "Write years in the Buddhist Era (B.E.), not as Gregorian years.",
 )
 def buddhist_era(text: str, k: dict[str, Any]) -> Verdict:
-    prose = strip_code_and_urls(text).translate(TO_ARABIC_DIGITS)
+    prose = strip_code_and_urls(text)
+    if not _FOUR_DIGITS_RE.search(prose):
+        # Every pattern below needs four digits in a row (translating Thai digits keeps digit runs):
+        # no year at all, the same verdict the full scan reaches.
+        return Verdict(False, f"0 B.E. years written, need at least {k['min_count']}") if k["min_count"] > 0 else Verdict(True)
+    prose = prose.translate(TO_ARABIC_DIGITS)
     m = _GREGORIAN_MARK_RE.search(prose)
     if m:
         return Verdict(False, f"Gregorian year: {m.group().strip()!r}")
@@ -171,12 +186,38 @@ def buddhist_era(text: str, k: dict[str, Any]) -> Verdict:
 SHORT_UNIT_MAX, SHORT_UNIT_REPEATS = 12, 8
 
 
+def _may_loop(text: str) -> bool:
+    """False only when no unit of 1-12 characters repeats 8+ times in a row (then short_loop is None).
+
+    For each unit length u, the positions where text[k] == text[k + u] are compared in one numpy
+    operation and their bytes searched for a run of 7u ones with bytes.find: a few microseconds,
+    against find_loop, the exact search that also locates and reports the loop.
+    """
+    import numpy as np
+
+    n = len(text)
+    if n < SHORT_UNIT_REPEATS or "\x00" in text:
+        return True  # tiny, or NUL (which short_loop's zero padding can match): decide exactly
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    width = min(SHORT_UNIT_MAX, n - 1)
+    eq = np.zeros((width, n), dtype=np.bool_)  # row u-1: text[k] == text[k + u]; False past the end
+    for u in range(1, width + 1):
+        np.equal(codes[u:], codes[:-u], out=eq[u - 1, : n - u])
+    flat = eq.tobytes()
+    return any(flat.find(b"\x01" * ((SHORT_UNIT_REPEATS - 1) * u), (u - 1) * n, u * n) >= 0 for u in range(1, width + 1))
+
+
 def short_loop(text: str) -> str | None:
-    """The first run of a unit of 1-12 characters repeated 8+ times in a row ("ฮ่าฮ่าฮ่า…"), or None.
+    """The first run of a unit of 1-12 characters repeated 8+ times in a row ("ฮ่าฮ่าฮ่า…"), or None."""
+    return find_loop(text) if _may_loop(text) else None
+
+
+def find_loop(text: str) -> str | None:
+    """short_loop without the fast reject.
 
     A unit of length u repeated k times is a stretch where text[i] == text[i + u] for (k - 1) * u
     positions in a row. One vectorised comparison covers every u at once; cumulative sums then find
-    stretches of the needed length.
+    stretches of the needed length; units are tried shortest first, and a unit needs a letter.
     """
     import numpy as np
 

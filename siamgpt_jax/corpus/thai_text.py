@@ -5,7 +5,8 @@ whitespace-delimited chunk at a time through a memo: chunks repeat a lot in real
 common phrases) and the memo is what makes word counting affordable at corpus scale.
 
 Sentences come from pythainlp's CRF sentence cutter (crfcut) for Thai lines and a punctuation
-splitter for other lines. crfcut costs milliseconds per line, so threshold checks go through
+splitter for other lines. crfcut itself costs ~10 ms per long line; `crf_sentences` computes its
+exact output from the same model far cheaper, and threshold checks still go through
 `count_sentences_until`, which cuts one line at a time and stops as soon as sound bounds settle the
 answer, and results are memoised per line.
 """
@@ -19,6 +20,7 @@ from siamgpt_jax.corpus.script import is_thai_text
 
 _WS_CHUNK_RE = re.compile(r"\S+")
 _WORDLIKE_RE = re.compile(r"[^\W_ๆฯ]")  # a token is a word when it holds a letter or digit
+_ASCII_TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:[.,'’-][A-Za-z0-9]+)*|[^\sA-Za-z0-9]")
 _SECTION_SPLIT_RE = re.compile(r"\s*\*\*\*+\s*")
 # Latin sentence ends: . ! ? (and full-width forms) followed by space; not after common abbreviations.
 _LATIN_SENT_RE = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bMs)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<=[.!?。！？])\s+")
@@ -41,14 +43,22 @@ def words(text: str) -> list[str]:
     out: list[str] = []
     for chunk in _WS_CHUNK_RE.findall(text):
         if chunk.isascii():  # no Thai: newmm would split letters/digits from punctuation the same way
-            out.extend(t for t in re.findall(r"[A-Za-z0-9]+(?:[.,'’-][A-Za-z0-9]+)*|[^\sA-Za-z0-9]", chunk) if _WORDLIKE_RE.search(t))
+            out.extend(t for t in _ASCII_TOKEN_RE.findall(chunk) if _WORDLIKE_RE.search(t))
         else:
             out.extend(t for t in _segment_chunk(chunk) if _WORDLIKE_RE.search(t))
     return out
 
 
+@functools.lru_cache(maxsize=200_000)
+def _chunk_word_count(chunk: str) -> int:
+    if chunk.isascii():
+        return sum(1 for t in _ASCII_TOKEN_RE.findall(chunk) if _WORDLIKE_RE.search(t))
+    return sum(1 for t in _segment_chunk(chunk) if _WORDLIKE_RE.search(t))
+
+
 def count_words(text: str) -> int:
-    return len(words(text))
+    """len(words(text)), from a per-chunk count memo."""
+    return sum(map(_chunk_word_count, _WS_CHUNK_RE.findall(text)))
 
 
 def first_word_matches(text: str, word: str) -> bool:
@@ -76,11 +86,11 @@ def first_word_matches(text: str, word: str) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=1)
 def _crfcut():
-    from pythainlp.tokenize import crfcut
+    """crfcut.segment, computed exactly but far cheaper by crf_sentences (same model, same output)."""
+    from siamgpt_jax.corpus import crf_sentences
 
-    return crfcut.segment
+    return crf_sentences.segment
 
 
 def _lines(text: str) -> list[str]:
