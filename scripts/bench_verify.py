@@ -5,12 +5,15 @@ answers, recombined into responses of 20-60 chunks, each with 1-3 constraints dr
 IFEval, SEA-IFEval and thai: ids. The pass runs the constraints on the final turn and the four
 stability checks on every Thai assistant turn, exactly as `siamgpt-jax verify` does.
 
-Runs, side by side in one process tree:
-  1. one worker, newmm chunk memo on    (pairs/s/core: the goal is >= 2,000)
-  2. one worker, newmm chunk memo off   (how much the memo buys)
-  3. all cores                           (scaling ratio over 1)
+Runs, each in a fresh process with imports, pythainlp and the CRF model loaded before the clock:
+  1. one worker, this checkout                 (pairs/s/core: the goal is >= 2,000)
+  2. one worker, --baseline REF (git archive)  (old vs new on the same corpus, back to back;
+                                                outputs compared byte for byte)
+  3. all cores, this checkout                  (scaling ratio over 1)
+then, in this process: where the time goes per check, and crf_sentences vs pythainlp's crfcut on
+the corpus's Thai lines (the hottest function, old vs new on the same inputs).
 
-    python3 scripts/bench_verify.py [--pairs 10000] [--workers N]
+    python3 scripts/bench_verify.py [--pairs 10000] [--workers N] [--baseline REF]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,47 +77,112 @@ def make_corpus(path: Path, pairs: int, seed: int = 0) -> None:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
-def timed(corpus: Path, workers: int, memo: bool) -> tuple[float, object]:
-    from siamgpt_jax.corpus import thai_text
-    from siamgpt_jax.corpus.pipeline import run_verification
+_RUN = r"""
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from siamgpt_jax.corpus import pipeline, thai_text
+pipeline._init_worker()
+thai_text.count_sentences_until("อุ่นเครื่อง ครับ", lambda lo, hi: False)  # load the CRF model now
+t0 = time.perf_counter()
+report = pipeline.run_verification([Path(sys.argv[2])], Path(sys.argv[3]), workers=int(sys.argv[4]), progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t0, "total": report.total}))
+"""
 
-    thai_text._segment_chunk.cache_clear()
-    original = thai_text._segment_chunk
-    if not memo:
-        thai_text._segment_chunk = lambda chunk: tuple(thai_text._newmm()(chunk))
-    try:
-        with tempfile.TemporaryDirectory() as out:
-            t0 = time.perf_counter()
-            report = run_verification([corpus], Path(out), workers=workers, progress=False)
-            return time.perf_counter() - t0, report
-    finally:
-        thai_text._segment_chunk = original
+
+def timed(tree: Path, corpus: Path, out: Path, workers: int) -> float:
+    """Seconds of one whole pass (parse, checks, dedup, writes) by the package in `tree`."""
+    env = {**os.environ, "PYTHAINLP_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-c", _RUN, str(tree), str(corpus), str(out), str(workers)],
+                         check=True, capture_output=True, text=True, env=env)
+    return json.loads(res.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def per_check(corpus: Path, pairs: int) -> tuple[dict[str, float], float]:
+    """In-process seconds per check id (and parse/id), over the first `pairs` records."""
+    from collections import defaultdict
+
+    from siamgpt_jax.corpus import pipeline, verify
+    from siamgpt_jax.corpus.records import parse_line
+
+    pipeline._init_worker()
+    verify.check("length_constraints:number_sentences", "อุ่นเครื่อง ครับ", {"num_sentences": 9, "relation": "at least"})
+    spent: dict[str, float] = defaultdict(float)
+    t_all = time.perf_counter()
+    for raw in corpus.read_bytes().splitlines()[:pairs]:
+        t = time.perf_counter()
+        rec = parse_line(raw)
+        rec.content_id()
+        spent["parse + content id"] += time.perf_counter() - t
+        final = rec.messages[-1]["content"]
+        for iid, kw in zip(rec.instruction_ids, rec.kwargs_list):
+            t = time.perf_counter()
+            verify.check(iid, final, kw)
+            spent[iid] += time.perf_counter() - t
+        for iid in verify.STABILITY_CHECKS:
+            t = time.perf_counter()
+            verify.check(iid, final, {})
+            spent["stability " + iid] += time.perf_counter() - t
+    return dict(spent), time.perf_counter() - t_all
+
+
+def crf_ratio(corpus: Path, lines: int = 300) -> tuple[float, float, int]:
+    """Seconds for pythainlp crfcut.segment and crf_sentences.segment on the same Thai lines."""
+    from pythainlp.tokenize import crfcut
+
+    from siamgpt_jax.corpus import crf_sentences
+    from siamgpt_jax.corpus.script import is_thai_text
+
+    todo: list[str] = []
+    for raw in corpus.read_text(encoding="utf-8").splitlines():
+        todo += [ln.strip() for ln in json.loads(raw)["messages"][-1]["content"].splitlines() if ln.strip() and is_thai_text(ln)]
+        if len(todo) >= lines:
+            break
+    crf_sentences.segment(todo[0]), crfcut.segment(todo[0])
+    t = time.perf_counter()
+    ref = [crfcut.segment(ln) for ln in todo]
+    t_ref = time.perf_counter() - t
+    t = time.perf_counter()
+    new = [crf_sentences.segment(ln) for ln in todo]
+    t_new = time.perf_counter() - t
+    if new != ref:
+        raise SystemExit("crf_sentences disagrees with crfcut on the benchmark corpus")
+    return t_ref, t_new, len(todo)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--baseline", default=None, metavar="REF", help="git ref whose siamgpt_jax to time side by side")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "synthetic_th.jsonl"
+        tmp = Path(tmp)
+        corpus = tmp / "synthetic_th.jsonl"
         make_corpus(corpus, args.pairs)
-        from siamgpt_jax.corpus import thai_text
-        from siamgpt_jax.corpus.pipeline import _init_worker
-
-        _init_worker()  # pythainlp load is a one-off per worker, not part of throughput
-        t_memo, report = timed(corpus, 1, memo=True)
-        hits = thai_text._segment_chunk.cache_info()
-        t_nomemo, _ = timed(corpus, 1, memo=False)
-        t_all, _ = timed(corpus, args.workers, memo=True)
-    n = report.total
-    print(f"pairs: {n}  verified: {report.verified}  rejected: {report.rejected}  cores used in run 3: {args.workers}")
-    print(f"newmm chunk memo: {hits.hits} hits / {hits.misses} misses")
-    print(f"1 worker, memo on : {t_memo:7.2f} s  {n / t_memo:8.0f} pairs/s/core")
-    print(f"1 worker, memo off: {t_nomemo:7.2f} s  {n / t_nomemo:8.0f} pairs/s/core  (memo speed-up x{t_nomemo / t_memo:.2f})")
-    print(f"{args.workers} workers        : {t_all:7.2f} s  {n / t_all:8.0f} pairs/s      (scaling x{t_memo / t_all:.2f} over 1 worker)")
-    print("check pass rates:", json.dumps({k: v["pass_rate"] for k, v in report.checks.items()}, ensure_ascii=False))
-    return 0
+        t_new = timed(ROOT, corpus, tmp / "new", 1)
+        t_old = None
+        if args.baseline:
+            old_tree = tmp / "baseline"
+            old_tree.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "siamgpt_jax"], check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive, check=True)
+            t_old = timed(old_tree, corpus, tmp / "old", 1)
+            same = all((tmp / "old" / f).read_bytes() == (tmp / "new" / f).read_bytes() for f in ("verified.jsonl", "rejected.jsonl", "report.json"))
+        t_all = timed(ROOT, corpus, tmp / "all", args.workers)
+        spent, t_checks = per_check(corpus, min(args.pairs, 2000))
+        t_crf_ref, t_crf_new, n_lines = crf_ratio(corpus)
+    n = args.pairs
+    print(f"pairs: {n}  cores used in the all-cores run: {args.workers}")
+    print(f"1 worker, this checkout : {t_new:7.2f} s  {n / t_new:8.0f} pairs/s/core")
+    if t_old is not None:
+        print(f"1 worker, {args.baseline:<14}: {t_old:7.2f} s  {n / t_old:8.0f} pairs/s/core  (speed-up x{t_old / t_new:.2f}; outputs byte-identical: {same})")
+    print(f"{args.workers} workers             : {t_all:7.2f} s  {n / t_all:8.0f} pairs/s       (scaling x{t_new / t_all:.2f} over 1 worker)")
+    print(f"crfcut vs crf_sentences on {n_lines} Thai lines: {1e3 * t_crf_ref / n_lines:.2f} vs {1e3 * t_crf_new / n_lines:.3f} ms/line (x{t_crf_ref / t_crf_new:.1f}), identical output")
+    print(f"where the time goes (in-process, first {min(n, 2000)} pairs, {t_checks:.2f} s):")
+    for name, sec in sorted(spent.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {name:48s} {100 * sec / t_checks:5.1f}%")
+    return 0 if t_old is None or same else 1
 
 
 if __name__ == "__main__":
