@@ -6,7 +6,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ckpt_dir", help="params checkpoint written by `siamgpt-jax import-hf` (save_params)")
+    parser.add_argument("ckpt_dir", help="a params checkpoint (`siamgpt-jax import-hf`) or a training run: "
+                        "RUN_DIR, RUN_DIR/checkpoints or RUN_DIR/checkpoints/STEP")
     parser.add_argument("hf_dir", help="output HF folder (written to a temp folder, renamed at the end)")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
     parser.add_argument("--max-shard-size", default="5GB", help="e.g. 5GB, 500MB, 2GiB")
@@ -15,7 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_model(ckpt_dir: str):
-    """Checkpoint folder -> Qwen3. The one place that knows checkpoint kinds (params only, for now)."""
+    """Checkpoint folder -> Qwen3. The one place that knows checkpoint kinds."""
+    from siamgpt_jax.train.export import is_training_checkpoint, load_trained_model
+
+    if is_training_checkpoint(ckpt_dir):
+        return load_trained_model(ckpt_dir)
     from siamgpt_jax.convert.params_ckpt import load_params
 
     return load_params(ckpt_dir)

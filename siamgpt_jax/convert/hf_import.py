@@ -2,14 +2,20 @@
 
 Every tensor is checked (present, expected, right shape) from the safetensors headers before any
 data is read. Each param is then built with `jax.make_array_from_callback`: the callback reads only
-the block a device needs (safetensors `get_slice`), so with a mesh a host never holds a tensor it
-does not place. Each read opens and closes its file, so the memory map (which counts towards RSS)
-never outlives one tensor.
+the HF rows backing the block a device needs, so with a mesh a host never holds a tensor it does
+not place. Reads are `preadv` calls into a reused per-thread scratch (no memory map, whose touched
+pages would count towards RSS); the [out, in] -> [in, out] layout change is a tiled transpose into
+the block buffer. Both run as row-chunk tasks on a small thread pool (numpy and preadv release the
+GIL). Block buffers are page-aligned, so on CPU `device_put` adopts them: the block is the param.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from math import prod
 from pathlib import Path
 
 import jax
@@ -19,8 +25,9 @@ from flax import nnx
 from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
-from siamgpt_jax.convert import names
+from siamgpt_jax.convert import blocked, names
 from siamgpt_jax.convert.errors import CheckpointError, UnsupportedCheckpointError
+from siamgpt_jax.convert.st_rows import RowReader
 from siamgpt_jax.model.config import Qwen3Config, UnsupportedConfigError, param_shapes
 from siamgpt_jax.model.qwen3 import Qwen3, abstract_model, param_shardings
 
@@ -108,29 +115,78 @@ def _norm(index: tuple, shape: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(*s.indices(n)[:2]) for s, n in zip(tuple(index) + (slice(None),) * (len(shape) - len(index)), shape))
 
 
-def _reader(config, entry, headers, dtype):
-    """Callback for make_array_from_callback: the block `index` of the stacked param."""
+CHUNK_BYTES = 4 << 20  # HF bytes per task: enough to amortise a syscall, small enough to spread over threads
+
+
+class _Scratch(threading.local):
+    buf: np.ndarray | None = None
+
+    def get(self, nbytes: int) -> np.ndarray:
+        if self.buf is None or self.buf.nbytes < nbytes:  # reused: no page faults after the first
+            self.buf = np.empty(max(nbytes, CHUNK_BYTES), np.uint8)
+        return self.buf[:nbytes]
+
+
+def _layer_tasks(reader: RowReader, tensors, entry, per_layer, index, name: str, dst: np.ndarray, scratch: _Scratch):
+    """Closures that together fill `dst` (one layer's block, model layout) from HF tensor `name`."""
+    shape, src_dtype, f = tensors[name]
+    plan = names.block_read(entry, per_layer, index)
+    if plan is None:  # head_dim split across devices: rare, take the simple (slower) path
+        def slow():
+            try:
+                with safe_open(str(f), framework="numpy") as h:
+                    np.copyto(dst, names.read_model_slice(entry, h.get_slice(name), per_layer, index), casting="unsafe")
+            except SafetensorError as e:
+                raise CheckpointError(f"{f}: cannot read tensor '{name}': {e}") from None
+        return [slow]
+    rest = shape[1:]
+    d2 = dst.reshape(plan.shape2d)
+    whole_rows = all(c.stop - c.start == n for c, n in zip(plan.cols, rest))
+    direct = not plan.transposed and whole_rows and src_dtype == dst.dtype  # read straight into dst
+    row_bytes = prod(rest) * src_dtype.itemsize
+    step = max(1, CHUNK_BYTES // max(row_bytes, 1))
+    if plan.transposed and step > blocked.TILE:
+        step -= step % blocked.TILE
+
+    def task(r0: int, r1: int):
+        def run():
+            if direct:
+                reader.read_rows(name, plan.rows.start + r0, d2[r0:r1])
+                return
+            buf = scratch.get((r1 - r0) * row_bytes).view(src_dtype).reshape((r1 - r0, *rest))
+            reader.read_rows(name, plan.rows.start + r0, buf)
+            src = buf[(slice(None), *plan.cols)].reshape(r1 - r0, -1)
+            if plan.transposed:
+                blocked.transpose_into(d2[:, r0:r1], src)
+            else:
+                np.copyto(d2[r0:r1], src, casting="unsafe")
+        return run
+
+    n = plan.rows.stop - plan.rows.start
+    return [task(r0, min(r0 + step, n)) for r0 in range(0, n, step)]
+
+
+def _reader(config, entry, tensors, dtype, reader: RowReader, pool: ThreadPoolExecutor, scratch: _Scratch):
+    """Callback for make_array_from_callback: the block `index` of the stacked param.
+
+    The block is built in a 64-byte-aligned buffer (on CPU, device_put then adopts it without a
+    copy); its reads and layout changes run as row-chunk tasks on `pool`.
+    """
     full = param_shapes(config)[entry.path]
     per_layer = names.layer_shape(config, entry)
 
-    def read(name: str, index: tuple[slice, ...]) -> np.ndarray:
-        f = headers[name][2]
-        try:
-            with safe_open(str(f), framework="numpy") as h:
-                block = names.read_model_slice(entry, h.get_slice(name), per_layer, index)
-        except SafetensorError as e:
-            raise CheckpointError(f"{f}: cannot read tensor '{name}': {e}") from None
-        return block.astype(dtype, copy=False)
-
     def callback(index) -> np.ndarray:
         idx = _norm(index, full)
-        if not entry.layered:
-            return read(entry.hf, idx)
-        layers, rest = idx[0], idx[1:]
-        out = np.empty([layers.stop - layers.start] + [s.stop - s.start for s in rest], dtype)
-        for j, i in enumerate(range(layers.start, layers.stop)):
-            out[j] = read(entry.hf.format(i=i), rest)
-        return out
+        if entry.layered:
+            layers, rest = idx[0], idx[1:]
+            hf = [entry.hf.format(i=i) for i in range(layers.start, layers.stop)]
+        else:
+            rest, hf = idx, [entry.hf]
+        out = blocked.aligned_empty((len(hf), *(s.stop - s.start for s in rest)), dtype)
+        tasks = [t for j, name in enumerate(hf) for t in _layer_tasks(reader, tensors, entry, per_layer, rest, name, out[j], scratch)]
+        for fut in [pool.submit(t) for t in tasks]:
+            fut.result()  # re-raises a task's CheckpointError here
+        return out if entry.layered else out[0]
 
     return callback
 
@@ -143,13 +199,15 @@ def load_hf(
     rules=None,
     compute_dtype=jnp.bfloat16,
     progress: bool = True,
+    threads: int | None = None,
     **kwargs,
 ) -> Qwen3:
     """Load an HF Qwen3 folder (config.json + safetensors) into a Qwen3 model.
 
     dtype: the param dtype; None keeps the checkpoint's (e.g. bf16 stays bf16). compute_dtype is the
     model's activation dtype. With `mesh`, each param lands directly on its NamedSharding (from
-    its logical axes and `rules`). Other kwargs (remat, attention) go to Qwen3.
+    its logical axes and `rules`). `threads` (default: CPU count, at most 8) read and transpose
+    row chunks in parallel. Other kwargs (remat, attention) go to Qwen3.
     """
     path = Path(path)
     config = read_hf_config(path)
@@ -171,19 +229,25 @@ def load_hf(
     n_tensors = len(names.expected_hf_shapes(config))
     bar = tqdm(total=n_tensors, unit="tensor", desc=f"import {path.name}", disable=not progress)
     pure = nnx.to_pure_dict(abstract_state)
-    for entry in names.entries(config):
-        keys = tuple(entry.path.split("."))
-        sharding = flat_shardings[keys]
-        if isinstance(sharding, nnx.Variable):  # to_flat_state keeps leaves wrapped
-            sharding = sharding.value
-        shape = param_shapes(config)[entry.path]
-        arr = jax.make_array_from_callback(shape, sharding, _reader(config, entry, headers, np_dtype))
-        bar.update(len(names.hf_names(config, entry)))
-        node = pure
-        for k in keys[:-1]:
-            node = node[k]
-        node[keys[-1]] = arr
-        bar.set_postfix_str(entry.path)
+    wanted = {n for e in names.entries(config) for n in names.hf_names(config, e)}
+    tensors = {n: (shape, np.dtype(jnp.dtype(dt)), f) for n, (shape, dt, f) in headers.items() if n in wanted}
+    threads = threads or min(os.cpu_count() or 1, 8)
+    with RowReader(tensors) as reader, ThreadPoolExecutor(threads, thread_name_prefix="load_hf") as pool:
+        scratch = _Scratch()
+        for entry in names.entries(config):
+            keys = tuple(entry.path.split("."))
+            sharding = flat_shardings[keys]
+            if isinstance(sharding, nnx.Variable):  # to_flat_state keeps leaves wrapped
+                sharding = sharding.value
+            shape = param_shapes(config)[entry.path]
+            callback = _reader(config, entry, tensors, np_dtype, reader, pool, scratch)
+            arr = jax.make_array_from_callback(shape, sharding, callback)
+            bar.update(len(names.hf_names(config, entry)))
+            node = pure
+            for k in keys[:-1]:
+                node = node[k]
+            node[keys[-1]] = arr
+            bar.set_postfix_str(entry.path)
     bar.close()
     nnx.replace_by_pure_dict(abstract_state, pure)
     return nnx.merge(graphdef, abstract_state)

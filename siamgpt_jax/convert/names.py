@@ -12,6 +12,7 @@ Import and export both read `ENTRIES`; nothing else knows HF names. Layouts (per
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 
@@ -125,3 +126,42 @@ def read_model_slice(entry: Entry, hf_slice, model_shape: tuple[int, ...], index
     dh = model_shape[1]
     block = np.asarray(hf_slice[d, n.start * dh : n.stop * dh])  # [d, n*Dh]
     return block.T.reshape(n.stop - n.start, dh, d.stop - d.start)[:, h, :]
+
+
+@dataclass(frozen=True)
+class BlockRead:
+    """How one layer's model block is read from the HF tensor: a run of HF rows, then a copy.
+
+    The block, viewed 2-D as `shape2d`, equals `hf[rows][:, *cols]` (copy kind) or its transpose
+    (every other kind). Reading whole HF rows keeps each read one contiguous byte range.
+    """
+
+    rows: slice  # the HF tensor's dim-0 range backing the block
+    cols: tuple[slice, ...]  # index over the HF tensor's other dims
+    transposed: bool
+    shape2d: tuple[int, int]
+
+
+def block_read(entry: Entry, model_shape: tuple[int, ...], index: tuple[slice, ...]) -> BlockRead | None:
+    """The read plan for `index` (normalised slices over `model_shape`, one layer).
+
+    None when the block is not a plain 2-D (transposed) window of HF rows, i.e. when head_dim itself
+    is split; callers then fall back to `read_model_slice`.
+    """
+    size = [s.stop - s.start for s in index]
+    if entry.kind == "copy":
+        return BlockRead(index[0], tuple(index[1:]), False, (size[0], prod(size[1:])))
+    if entry.kind == "transpose":
+        a, b = index
+        return BlockRead(b, (a,), True, (size[0], size[1]))
+    if entry.kind == "heads_in":
+        d, n, h = index
+        dh = model_shape[2]
+        if size[2] != dh:
+            return None
+        return BlockRead(slice(n.start * dh, n.stop * dh), (d,), True, (size[0], size[1] * dh))
+    n, h, d = index  # heads_out
+    dh = model_shape[1]
+    if size[1] != dh:
+        return None
+    return BlockRead(d, (slice(n.start * dh, n.stop * dh),), True, (size[0] * dh, size[2]))
