@@ -15,8 +15,9 @@ import numpy as np
 TILE = 256  # elements per tile side: 256 KB of fp32, fits L2 on both sides
 
 
-def transpose_into(dst: np.ndarray, src: np.ndarray, tile: int = TILE) -> None:
+def transpose_into(dst: np.ndarray, src: np.ndarray, tile: int | None = None) -> None:
     """dst[i, j] = src[j, i] (cast to dst's dtype), one tile at a time."""
+    tile = tile or TILE
     rows, cols = src.shape
     if dst.shape != (cols, rows):
         raise ValueError(f"transpose_into: dst {dst.shape} is not src {src.shape} transposed")
