@@ -20,6 +20,7 @@ import numpy as np
 
 from siamgpt_jax import config as config_lib
 from siamgpt_jax.model.config import flops_per_token
+from siamgpt_jax.parallel.batch_shards import BatchShards
 from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.parallel.rules import logical_to_spec
 from siamgpt_jax.train.checkpoint import Checkpointer
@@ -111,8 +112,14 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _host_batch_tokens(batch: dict[str, np.ndarray]) -> int:
-    return int((batch["segment_ids"] > 0).sum())
+@jax.jit
+def _count_tokens(segment_ids: jax.Array) -> jax.Array:
+    return jnp.sum(segment_ids > 0)
+
+
+def _global_batch_tokens(segment_ids: jax.Array) -> int:
+    """Non-padding tokens of the whole global batch (every process gets the same count)."""
+    return int(_count_tokens(segment_ids))
 
 
 def check_batch_divides_mesh(global_batch: int, micro_batches: int, mesh, rules) -> None:
@@ -163,9 +170,17 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
             f"train.global_batch={cfg.train.global_batch} is not divisible by the {jax.process_count()} processes"
         )
     check_batch_divides_mesh(cfg.train.global_batch, cfg.train.micro_batches, mesh, rules)
-    local_batch = cfg.train.global_batch // jax.process_count()
-    loader = make_loader(cfg.data, tokenizer, batch_size=local_batch, seed=cfg.seed, split="train")
-    data_iter = iter(loader)
+    in_sharding = batch_sharding(mesh, rules)
+
+    # Each process loads only the row blocks on its devices; block b is always loader shard b, so
+    # the global batch is the same on any number of processes (parallel/batch_shards.py).
+    def block_loader(split: str, **kw):
+        def make(block: int, num_blocks: int, rows: int):
+            return iter(make_loader(cfg.data, tokenizer, batch_size=rows, seed=cfg.seed, split=split,
+                                    process_index=block, process_count=num_blocks, **kw))
+        return BatchShards(in_sharding, cfg.train.global_batch, cfg.data.seq_len, make)
+
+    data_iter = block_loader("train")
 
     # --- checkpoints ---
     ckpt = Checkpointer(cfg.checkpoint.dir or run_dir / "checkpoints", cfg.checkpoint)
@@ -178,16 +193,12 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
     step_cfg = StepConfig(cfg.train.micro_batches, cfg.train.loss_chunk, cfg.train.z_loss)
     train_step = jit_train_step(make_train_step(model_def, optimizer, step_cfg, schedule), mesh, rules, shardings)
     eval_step = jit_eval_step(make_eval_step(model_def, step_cfg), mesh, rules, shardings.params)
-    in_sharding = batch_sharding(mesh, rules)
-
-    def to_global(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        return {k: jax.make_array_from_process_local_data(in_sharding, np.asarray(v)) for k, v in batch.items()}
 
     def evaluate() -> float:
-        eval_iter = iter(make_loader(cfg.data, tokenizer, batch_size=local_batch, seed=cfg.seed, split="eval", num_epochs=1))
+        eval_iter = block_loader("eval", num_epochs=1)
         total, tokens = 0.0, 0.0
         for _, batch in zip(range(cfg.train.eval_batches), eval_iter):
-            out = jax.device_get(eval_step(state.params, to_global(batch)))
+            out = jax.device_get(eval_step(state.params, batch))
             total, tokens = total + float(out["loss_sum"]), tokens + float(out["loss_tokens"])
         return total / max(tokens, 1.0)
 
@@ -214,9 +225,9 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
             step = start_step
             while step < cfg.train.steps:
                 t0 = time.perf_counter()
-                host_batch = next(data_iter)
-                tokens = _host_batch_tokens(host_batch) * jax.process_count()
-                state, metrics = train_step(state, to_global(host_batch))
+                batch = next(data_iter)
+                tokens = _global_batch_tokens(batch["segment_ids"])
+                state, metrics = train_step(state, batch)
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 dt = time.perf_counter() - t0
                 step += 1
@@ -248,7 +259,9 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
                 final = step == cfg.train.steps or step == stop_at_step or stop.signal_name is not None
-                if ckpt.save(step, state, data_iter.get_state(), config_dict, force=final):
+                # the data state is gathered from every process (a collective): only when saving
+                due = final or step % ckpt.every == 0
+                if due and ckpt.save(step, state, data_iter.get_state(), config_dict, force=final):
                     result.last_checkpoint = step
                 if stop.signal_name is not None:
                     result.stopped_by = "signal"
