@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -87,6 +88,8 @@ class JobConfig:
 
 
 def load_job_config(path: str | Path | None, overrides: list[str] | None = None) -> JobConfig:
+    """Load and validate; `{run_dir}` inside data source paths is replaced by the run directory."""
     cfg = config_lib.load(JobConfig, path, overrides)
     cfg.model.validate()  # fail at load time, with the key in the message
-    return cfg
+    sources = tuple(dataclasses.replace(s, path=s.path.replace("{run_dir}", cfg.run_dir)) for s in cfg.data.sources)
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, sources=sources))

@@ -6,6 +6,7 @@ step, log, evaluate and checkpoint until done, a stop signal, or a non-finite lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -219,7 +220,8 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
         bar = tqdm(total=cfg.train.steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
 
     result = TrainResult(run_dir=run_dir, steps_done=start_step, last_checkpoint=ckpt.latest_step())
-    config_dict = config_lib.to_dict(cfg)
+    # the architecture is stored resolved, so export never needs the original HF folder
+    config_dict = {"job": config_lib.to_dict(cfg), "architecture": dataclasses.asdict(arch)}
     try:
         with _StopFlag() as stop:
             step = start_step

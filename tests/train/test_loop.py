@@ -14,7 +14,6 @@ import pytest
 
 from siamgpt_jax.config import ConfigError
 from siamgpt_jax.loader.synthetic import write_corpus
-from siamgpt_jax.train.checkpoint import Checkpointer
 from siamgpt_jax.train.config import load_job_config
 from siamgpt_jax.train.loop import NonFiniteLossError, train
 
@@ -50,12 +49,6 @@ def _overrides(run_dir: Path, corpus: Path, **extra) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
-def _params(run_dir: Path, step: int):
-    ckpt = Checkpointer(run_dir / "checkpoints", load_job_config(None, []).checkpoint)
-    cfg = ckpt.read_config(step)
-    return cfg, ckpt
-
-
 def test_six_steps_equal_three_plus_restart_plus_three(tmp_path, corpus):
     straight = train(load_job_config(None, _overrides(tmp_path / "a", corpus)), progress=False)
     first = train(load_job_config(None, _overrides(tmp_path / "b", corpus)), progress=False, stop_at_step=3)
@@ -72,6 +65,20 @@ def test_six_steps_equal_three_plus_restart_plus_three(tmp_path, corpus):
     steps = sorted(int(p.name) for p in (tmp_path / "a" / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [3, 6]
     assert {p.name for p in (tmp_path / "a" / "checkpoints" / "6").iterdir()} >= {"state", "data", "config"}
+
+    # `siamgpt-jax export-hf RUN_DIR HF_DIR` exports the trained params; transformers reloads them
+    from siamgpt_jax.cli import main
+
+    assert main(["export-hf", str(tmp_path / "a"), str(tmp_path / "hf"), "--dtype", "float32"]) == 0
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ids = np.arange(1, 17, dtype=np.int32)[None] * 997
+    ours = np.asarray(straight.model_def.merge(straight.state.params)(jax.numpy.asarray(ids)))
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32)
+    with torch.no_grad():
+        ref = hf(torch.from_numpy(ids).long()).logits.numpy()
+    np.testing.assert_allclose(ours, ref, atol=2e-4)
 
 
 def test_eval_loss_is_logged(tmp_path, corpus):
@@ -117,7 +124,10 @@ def test_shipped_configs_parse(name):
     if name.startswith("qwen3-32b"):
         assert cfg.train.steps == 4096 and cfg.data.seq_len == 4096
         assert cfg.train.global_batch * cfg.data.seq_len == 524_288  # ~512k tokens/step, ~2.1B in all
-        assert cfg.mesh.fsdp * cfg.mesh.data * cfg.mesh.tensor * cfg.mesh.sequence == 64
+        from siamgpt_jax.parallel.mesh import resolve
+
+        layout = resolve(cfg.mesh, num_devices=64, num_hosts=8)
+        assert layout.shape["data"] == 8 and layout.shape["fsdp"] == 8 and layout.dcn["data"] == 8
 
 
 def test_sigterm_saves_a_checkpoint_then_exits(tmp_path, corpus):
