@@ -15,27 +15,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from siamgpt_jax.model import attention as attn
-from siamgpt_jax.model.config import Qwen3Config, param_shapes
+from siamgpt_jax.model.config import Qwen3Config, param_logical_axes, param_shapes
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sharding
 
-# Logical axis names of every parameter (keys as in param_shapes).
-LOGICAL_AXES: dict[str, tuple[str, ...]] = {
-    "embed": ("vocab", "embed"),
-    "layers.attn_norm": ("layers", "norm"),
-    "layers.q_proj": ("layers", "embed", "q_heads", "head_dim"),
-    "layers.k_proj": ("layers", "embed", "kv_heads", "head_dim"),
-    "layers.v_proj": ("layers", "embed", "kv_heads", "head_dim"),
-    "layers.o_proj": ("layers", "q_heads", "head_dim", "embed"),
-    "layers.q_norm": ("layers", "norm"),
-    "layers.k_norm": ("layers", "norm"),
-    "layers.mlp_norm": ("layers", "norm"),
-    "layers.gate_proj": ("layers", "embed", "mlp"),
-    "layers.up_proj": ("layers", "embed", "mlp"),
-    "layers.down_proj": ("layers", "mlp", "embed"),
-    "final_norm": ("norm",),
-    "lm_head": ("embed", "vocab"),
-}
+# Logical axis names of every parameter (keys as in param_shapes); an untied config lists lm_head too.
+LOGICAL_AXES: dict[str, tuple[str, ...]] = param_logical_axes(Qwen3Config(tie_word_embeddings=False))
 LAYER_KEYS = tuple(k.split(".", 1)[1] for k in LOGICAL_AXES if k.startswith("layers."))
 NORM_KEYS = ("attn_norm", "q_norm", "k_norm", "mlp_norm")
 

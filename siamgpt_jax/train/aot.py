@@ -11,7 +11,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 from jax.sharding import Mesh
 
 from siamgpt_jax.model.config import Qwen3Config
@@ -48,13 +47,10 @@ def lower_train_step(
     loss_chunk: int = 1024,
     optim: OptimConfig | None = None,
 ) -> LoweredStep:
-    from siamgpt_jax.model.qwen3 import Qwen3
+    from siamgpt_jax.model.qwen3 import abstract_model
 
-    abstract_model = nnx.eval_shape(
-        lambda: Qwen3(arch, rngs=nnx.Rngs(0), param_dtype=DTYPES[param_dtype], dtype=DTYPES[dtype],
-                      remat=remat, attention=attention)
-    )
-    model_def, _ = ModelDef.split(abstract_model)
+    model = abstract_model(arch, param_dtype=DTYPES[param_dtype], dtype=DTYPES[dtype], remat=remat, attention=attention)
+    model_def, _ = ModelDef.split(model)
     optimizer = make_optimizer(optim or OptimConfig(), total_steps=1000)
     shardings = state_shardings(model_def, optimizer, mesh, rules)
     abstract_state = abstract_train_state(model_def, optimizer, shardings)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
@@ -35,16 +34,14 @@ def is_training_checkpoint(path: str | Path) -> bool:
 
 def load_trained_model(path: str | Path, *, dtype=jnp.float32):
     """The model (params only: the optimizer state is not read) at the latest or given step."""
-    from siamgpt_jax.model.qwen3 import Qwen3
+    from siamgpt_jax.model.qwen3 import abstract_model
 
     directory, step = find_checkpoint_dir(path)
     ckpt = Checkpointer(directory, CheckpointConfig(async_save=False))
     saved = ckpt.read_config(step)
     arch = Qwen3Config(**saved["architecture"])
     param_dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[saved["job"]["model"]["param_dtype"]]
-    abstract = nnx.eval_shape(lambda: Qwen3(arch, rngs=nnx.Rngs(0), param_dtype=param_dtype, dtype=dtype,
-                                            attention="xla"))
-    model_def, abstract_params = ModelDef.split(abstract)
+    model_def, abstract_params = ModelDef.split(abstract_model(arch, param_dtype=param_dtype, dtype=dtype, attention="xla"))
     params = jax.tree.map(jnp.asarray, ckpt.restore_params(abstract_params, step))  # host numpy -> device
     ckpt.close()
     return model_def.merge(params)
