@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The GPU check, as one command on a machine with an accelerator (results under ${OUT:-gpu_out}/):
+#   1. cuDNN attention vs the XLA reference (values, grads, packed segments) and which path "auto" picks
+#   2. train-step tokens/s and MFU of Qwen3-1.7B at seq_len 4096 (bf16 compute, fp32 params + AdamW)
+# Runs unchanged on CPU at a tiny size: SIZE=tiny bash scripts/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu_out}
+mkdir -p "$out"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+python3 -c "import jax; print(jax.__version__, jax.devices())" | tee "$out/devices.txt"
+if [ "${SIZE:-full}" = tiny ]; then
+  python3 scripts/gpu_check.py --preset qwen3-tiny --seq-len 128 --batch 2 --steps 1 --dtype float32 \
+    --remat full --attention xla --json "$out/mfu.jsonl"
+  exit $?
+fi
+timeout 180 python3 tests/model/gpu_attention_check.py "$out/attention.json" 2>&1 | tail -20
+python3 scripts/gpu_check.py --preset qwen3-1.7b --seq-len 4096 --batch 8 --steps 5 --warmup 2 \
+  --remat full,dots --attention cudnn --json "$out/mfu.jsonl" 2>&1 | grep -v "^W0000"
+python3 scripts/gpu_check.py --preset qwen3-1.7b --seq-len 4096 --batch 8 --steps 3 --warmup 1 \
+  --remat full --attention xla --json "$out/mfu.jsonl" 2>&1 | grep -v "^W0000"
