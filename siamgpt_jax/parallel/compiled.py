@@ -164,7 +164,10 @@ def compile_report(model_config: Qwen3Config, mesh_cfg: MeshConfig, seq_len: int
     xla_mem = memory_stats(compiled)
     collectives = count_collectives(compiled.as_text())
     hosts = num_hosts or len({d.process_index for d in mesh.devices.flat})
-    plan = plan_layout(model_config, mesh_cfg, w, hardware or Hardware(), mesh.devices.size, hosts)
+    if hardware is None:  # compare like with like: XLA:CPU prefetches no gathered layer
+        cpu = mesh.devices.flat[0].platform == "cpu"
+        hardware = Hardware(weight_gather_buffers=1) if cpu else Hardware()
+    plan = plan_layout(model_config, mesh_cfg, w, hardware, mesh.devices.size, hosts)
     planned = plan.to_json()
     return {
         "layout": plan.label,
@@ -180,20 +183,47 @@ def compile_report(model_config: Qwen3Config, mesh_cfg: MeshConfig, seq_len: int
 
 
 def _materialize(abstract) -> Any:
-    """Concrete arrays with the abstract shardings: small random floats, zero integers."""
+    """Concrete arrays with the abstract shardings: small random floats, zero integers (one program)."""
     import jax
     import jax.numpy as jnp
 
     leaves, treedef = jax.tree_util.tree_flatten(abstract)
-    key = jax.random.PRNGKey(0)
-    out = []
-    for i, a in enumerate(leaves):
-        if jnp.issubdtype(a.dtype, jnp.floating):
-            make = lambda k, a=a: (0.02 * jax.random.normal(k, a.shape, jnp.float32)).astype(a.dtype)
-            out.append(jax.jit(make, out_shardings=a.sharding)(jax.random.fold_in(key, i)))
+
+    def make(key):
+        out = []
+        for i, a in enumerate(leaves):
+            if jnp.issubdtype(a.dtype, jnp.floating):
+                out.append((0.02 * jax.random.normal(jax.random.fold_in(key, i), a.shape, jnp.float32)).astype(a.dtype))
+            else:
+                out.append(jnp.zeros(a.shape, a.dtype))
+        return out
+
+    shardings = [getattr(a, "sharding", None) for a in leaves]
+    made = jax.jit(make, out_shardings=shardings if all(shardings) else None)(jax.random.PRNGKey(0))
+    return jax.tree_util.tree_unflatten(treedef, made)
+
+
+def _bench_batch(abstract: dict, vocab_size: int) -> dict:
+    """A plausible packed SFT batch for the real step's keys (one segment per row, every token
+    trained); any other keys get _materialize's values."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    out = _materialize({k: v for k, v in abstract.items()
+                        if k not in ("inputs", "targets", "loss_mask", "segment_ids", "positions")})
+    rng = np.random.default_rng(0)
+    for k, a in abstract.items():
+        if k in ("inputs", "targets"):
+            value = rng.integers(0, vocab_size, a.shape)
+        elif k in ("loss_mask", "segment_ids"):
+            value = np.ones(a.shape)
+        elif k == "positions":
+            value = np.broadcast_to(np.arange(a.shape[-1]), a.shape)
         else:
-            out.append(jax.jit(lambda a=a: jnp.zeros(a.shape, a.dtype), out_shardings=a.sharding)())
-    return jax.tree_util.tree_unflatten(treedef, out)
+            continue
+        out[k] = jax.device_put(jnp.asarray(value, a.dtype), a.sharding)
+    return out
 
 
 def bench_layouts(model_config: Qwen3Config, layouts: Sequence[MeshConfig], w: Workload, *, steps: int = 5,
@@ -205,7 +235,8 @@ def bench_layouts(model_config: Qwen3Config, layouts: Sequence[MeshConfig], w: W
     for cfg in layouts:
         mesh, lowered, state, batch = lower_step(model_config, cfg, w, step_factory=step_factory)
         jitted = lowered.compile()
-        state, batch = _materialize(state), _materialize(batch)
+        state = _materialize(state)
+        batch = _bench_batch(batch, model_config.vocab_size) if isinstance(batch, dict) else _materialize(batch)
         times = []
         for i in range(warmup + steps):
             t0 = time.perf_counter()
@@ -217,8 +248,10 @@ def bench_layouts(model_config: Qwen3Config, layouts: Sequence[MeshConfig], w: W
                 state = new_state  # the step may donate its input state
             log(f"  {dict(mesh.shape)} step {i + 1}/{warmup + steps}: {times[-1] if i >= warmup else 0:.3f}s")
         times.sort()
+        last = {k: float(v) for k, v in jax.device_get(metrics).items()} if isinstance(metrics, dict) else {}
         results.append({"mesh": dict(mesh.shape), "dcn": dict(cfg.dcn), "median_step_s": times[len(times) // 2],
-                        "tokens_per_s": w.global_batch * w.seq_len / times[len(times) // 2]})
+                        "tokens_per_s": w.global_batch * w.seq_len / times[len(times) // 2],
+                        "last_metrics": last})
     fastest = min(r["median_step_s"] for r in results)
     for r in results:
         r["relative_to_fastest"] = r["median_step_s"] / fastest

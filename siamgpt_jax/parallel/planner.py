@@ -62,6 +62,9 @@ class Hardware:
     ici_bandwidth: float = 450e9  # bytes/s per device, one direction, inside a host (NVLink 4)
     dcn_bandwidth: float = 50e9  # bytes/s per device across hosts (400 Gb/s InfiniBand per GPU)
     matmul_efficiency: float = 0.7  # fraction of peak the matmuls reach
+    # FSDP layers gathered at once: 2 on GPUs/TPUs (the next layer's gather overlaps this layer's
+    # compute); 1 on XLA:CPU, whose collectives are synchronous
+    weight_gather_buffers: int = 2
 
 
 @dataclass(frozen=True)
@@ -179,13 +182,21 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         "q_proj": (*q, ("none", "dots")),
         "k_proj": (*kv, ("none", "dots")),
         "v_proj": (*kv, ("none", "dots")),
+        # Without remat the backward also keeps the elementwise steps in between (read from the
+        # compiled step's forward scan outputs): q/k after their RMSNorm, the grouped q of the
+        # attention einsum, the residual after attention, sigmoid(gate) and silu(gate).
+        "q_norm": (*q, ("none",)),
+        "k_norm": (*kv, ("none",)),
         "q_rope": (*q, ("none",)),
         "k_rope": (*kv, ("none",)),
+        "q_grouped": (*q, ("none",)),
         "attn_out": (*q, ("none",)),
         "o_proj": (*bsd, ("none", "dots")),
+        "attn_residual": (*bsd, ("none",)),
         "mlp_norm": (*bsd, ("none",)),
         "gate_proj": (*mlp, ("none", "dots")),
         "up_proj": (*mlp, ("none", "dots")),
+        "gate_sigmoid": (*mlp, ("none",)),
         "silu_gate": (*mlp, ("none",)),
         "mlp_hidden": (*mlp, ("none",)),
         "down_proj": (*bsd, ("none", "dots")),
@@ -194,6 +205,10 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         scores = ("batch", "act_heads", "seq", None)
         t["attn_scores"] = (scores, (B, H, S, S), 4, ("none",))
         t["attn_probs"] = (scores, (B, H, S, S), cb, ("none",))
+        # the segment mask per KV group ([B, K, S, S], bool) and its fp32 select for the backward
+        mask = ("batch", "act_kv_heads", "seq", None)
+        t["attn_mask"] = (mask, (B, K, S, S), 1, ("none",))
+        t["attn_mask_select"] = (mask, (B, K, S, S), 4, ("none",))
     else:  # flash keeps only the log-sum-exp per query
         t["attn_lse"] = (("batch", "act_heads", "seq"), (B, H, S), 4, ("none",))
     return t
@@ -242,8 +257,7 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
         "params": local_params * pb,
         "grads": local_params * pb * (2 if w.micro_batches > 1 else 1),
         "optimizer": 2 * local_params * ob,
-        # double-buffered: the next layer's gather overlaps this layer's compute
-        "gathered_weights": 2 * gathered_layer,
+            "gathered_weights": hw.weight_gather_buffers * gathered_layer,
     }
     if w.micro_batches > 1:
         notes.append("grads include an accumulator for micro-batching")

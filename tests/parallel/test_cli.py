@@ -39,3 +39,23 @@ def test_parse_layout():
     assert (cfg.data, cfg.fsdp, cfg.dcn) == (-1, 8, {"data": -1})
     with pytest.raises(SystemExit, match="did you mean 'fsdp'"):
         parse_layout("fsdq=8")
+
+
+def test_mesh_bench_times_the_real_train_step(tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    rc = main(["mesh", "bench", "--model", "qwen3-tiny", "--model-override", "vocab_size=256",
+               "--model-override", "num_hidden_layers=2", "--seq-len", "16", "--global-batch", "8",
+               "--param-dtype", "float32", "--compute-dtype", "float32", "--attention", "xla", "--remat", "none",
+               "--layout", "data=8", "--layout", "data=2,fsdp=4", "--steps", "1", "--warmup", "0",
+               "--json", str(out_json)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "s/step" in text and "of fastest" in text
+    rows = json.loads(out_json.read_text())
+    assert [(r["mesh"]["data"], r["mesh"]["fsdp"]) for r in rows] == [(8, 1), (2, 4)]
+    assert all(r["median_step_s"] > 0 for r in rows) and min(r["relative_to_fastest"] for r in rows) == 1.0
+    # the SFT step's own metrics: a cross-entropy near ln(256) over all 8 x 16 tokens, on both layouts
+    for r in rows:
+        m = r["last_metrics"]
+        assert m["loss_tokens"] == 8 * 16 and abs(m["loss"] - 5.545) < 0.5 and m["grad_norm"] > 0
+    assert rows[0]["last_metrics"]["loss"] == pytest.approx(rows[1]["last_metrics"]["loss"], rel=1e-5)
