@@ -1,0 +1,66 @@
+"""The benchmark scripts run end to end on CPU at a tiny size and print parseable results.
+
+Each runs in a fresh interpreter (as a user would run it), so a broken import, argument or output
+format fails here rather than on the GPU machine. No timing is asserted: only that the scripts work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(args: list[str], xla_flags: str | None, timeout: int) -> subprocess.CompletedProcess:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHAINLP_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.pop("XLA_FLAGS", None)
+    if xla_flags:
+        env["XLA_FLAGS"] = xla_flags
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{args[0]} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_bench_train_step_runs_and_checks_loss_agreement():
+    proc = _run(
+        ["scripts/bench_train_step.py", "--layers", "1", "--hidden", "32", "--heads", "4", "--seq", "32",
+         "--batch", "2", "--vocab", "97", "--steps", "1", "--warmup", "0"],
+        xla_flags=None, timeout=240,
+    )
+    (out,) = _json_lines(proc.stdout)
+    assert out["vocab"] == 97 and out["layers"] == 1 and out["steps"] == 1
+    assert out["jax_best_s"] > 0 and out["torch_best_s"] > 0
+    assert math.isclose(out["ratio_best"], out["jax_best_s"] / out["torch_best_s"], rel_tol=0.05, abs_tol=1e-3)
+    check = out["loss_check"]
+    assert check["passed"] is True
+    assert math.isfinite(check["first_loss_jax"]) and check["first_loss_jax"] > 0
+    assert check["first_loss_rel"] <= 1e-4 and check["grad_norm_rel"] <= 1e-3 and check["last_loss_rel"] <= 1e-3
+    # the two sides took real, identical steps: the loss moved, on both
+    assert check["last_loss_jax"] < check["first_loss_jax"]
+    assert "ratio jax/torch" in proc.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_cpu_at_tiny_size():
+    proc = _run(
+        ["scripts/gpu_check.py", "--preset", "qwen3-tiny", "--seq-len", "64", "--batch", "8", "--steps", "1",
+         "--dtype", "float32", "--remat", "full", "--attention", "xla"],
+        xla_flags="--xla_force_host_platform_device_count=8", timeout=240,
+    )
+    (out,) = _json_lines(proc.stdout)
+    assert "error" not in out, out.get("error")
+    assert out["devices"] == 8 and out["seq_len"] == 64 and out["batch"] == 8
+    assert out["tokens_per_s"] > 0 and out["step_s"] > 0
+    assert math.isfinite(out["loss"]) and out["loss"] > 0
