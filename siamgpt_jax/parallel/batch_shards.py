@@ -93,6 +93,13 @@ class BatchShards:
             it.set_state(state["blocks"][str(b)])
 
 
+def from_full_batch(full: dict[str, np.ndarray], sharding) -> dict[str, Any]:
+    """Global arrays from a batch every process holds whole (small eval sets: each process loads all)."""
+    import jax
+
+    return {k: jax.make_array_from_callback(v.shape, sharding, lambda index, v=v: v[index]) for k, v in full.items()}
+
+
 def gather_json(local: dict[str, Any]) -> dict[str, Any]:
     """Merge a JSON-able dict from every process (keys must be disjoint); no-op with one process."""
     import jax

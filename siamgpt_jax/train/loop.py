@@ -21,7 +21,7 @@ import numpy as np
 
 from siamgpt_jax import config as config_lib
 from siamgpt_jax.model.config import flops_per_token
-from siamgpt_jax.parallel.batch_shards import BatchShards
+from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.parallel.rules import logical_to_spec
 from siamgpt_jax.train.checkpoint import Checkpointer
@@ -196,10 +196,13 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
     eval_step = jit_eval_step(make_eval_step(model_def, step_cfg), mesh, rules, shardings.params)
 
     def evaluate() -> float:
-        eval_iter = block_loader("eval", num_epochs=1)
+        # held-out sets are small (maybe fewer records than row blocks): every process loads the
+        # whole eval batch and keeps its rows, which is process-count independent too
+        eval_iter = iter(make_loader(cfg.data, tokenizer, batch_size=cfg.train.global_batch, seed=cfg.seed,
+                                     split="eval", num_epochs=1, process_index=0, process_count=1))
         total, tokens = 0.0, 0.0
         for _, batch in zip(range(cfg.train.eval_batches), eval_iter):
-            out = jax.device_get(eval_step(state.params, batch))
+            out = jax.device_get(eval_step(state.params, from_full_batch(batch, in_sharding)))
             total, tokens = total + float(out["loss_sum"]), tokens + float(out["loss_tokens"])
         return total / max(tokens, 1.0)
 
