@@ -47,7 +47,8 @@ def test_bench_train_step_runs_and_checks_loss_agreement():
     assert check["passed"] is True
     assert math.isfinite(check["first_loss_jax"]) and check["first_loss_jax"] > 0
     assert check["first_loss_rel"] <= 1e-4 and check["grad_norm_rel"] <= 1e-3 and check["last_loss_rel"] <= 1e-3
-    # the two sides took real, identical steps: the loss moved, on both
+    # the last timed step came after one real, identical update on each side: the loss moved
+    assert check["last_loss_after_updates"] == 1
     assert check["last_loss_jax"] < check["first_loss_jax"]
     assert "ratio jax/torch" in proc.stdout
 
