@@ -33,10 +33,10 @@ class StepConfig:
 def _loss_sums(model_def: ModelDef, params, batch: Batch, cfg: StepConfig):
     model = model_def.merge(params)
     hidden = model.hidden_states(batch["inputs"], positions=batch["positions"], segment_ids=batch["segment_ids"])
-    ce, n_tokens, z = chunked_cross_entropy(
+    sums = chunked_cross_entropy(
         hidden, model.lm_head_kernel(), batch["targets"], batch["loss_mask"], chunk=cfg.loss_chunk, z_loss=cfg.z_loss
     )
-    return ce + z, (ce, n_tokens, z)
+    return sums.total, (sums.ce, sums.tokens, sums.z)
 
 
 def _split_micro(batch: Batch, micro: int) -> Batch:

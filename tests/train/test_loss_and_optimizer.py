@@ -23,22 +23,42 @@ def test_chunked_loss_matches_direct_including_ragged_chunks(chunk):
     w = jax.random.normal(k[1], (8, 50))
     t = jax.random.randint(k[2], (2, 16), 0, 50)
     m = (jax.random.uniform(k[3], (2, 16)) > 0.3).astype(jnp.float32)
-    ce, n, z = chunked_cross_entropy(h, w, t, m, chunk=chunk, z_loss=1e-3)
+    total, ce, n, z = chunked_cross_entropy(h, w, t, m, chunk=chunk, z_loss=1e-3)
     ce_ref, n_ref, z_ref = _direct_ce(h, w, t, m)
     np.testing.assert_allclose(ce, ce_ref, rtol=1e-5)
     assert float(n) == float(n_ref)
     np.testing.assert_allclose(z, 1e-3 * z_ref, rtol=1e-5)
-    # gradients agree too (the chunk body is rematerialised, not approximated)
-    g = jax.grad(lambda h: chunked_cross_entropy(h, w, t, m, chunk=chunk)[0])(h)
-    g_ref = jax.grad(lambda h: _direct_ce(h, w, t, m)[0])(h)
-    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(total, ce_ref + 1e-3 * z_ref, rtol=1e-5)
+    # the gradients formed inside the forward pass equal autodiff of the direct loss, z-loss included
+    for z_w in (0.0, 1e-3):
+        g_h, g_w = jax.grad(lambda h, w: chunked_cross_entropy(h, w, t, m, chunk=chunk, z_loss=z_w).total, (0, 1))(h, w)
+        r_h, r_w = jax.grad(lambda h, w: (lambda c, _, z: c + z_w * z)(*_direct_ce(h, w, t, m)), (0, 1))(h, w)
+        np.testing.assert_allclose(g_h, r_h, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(g_w, r_w, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_loss_cotangent_scaling_stats_and_bf16():
+    k = jax.random.split(jax.random.key(1), 3)
+    h = jax.random.normal(k[0], (2, 8, 4))
+    w = jax.random.normal(k[1], (4, 11))
+    t = jax.random.randint(k[2], (2, 8), 0, 11)
+    m = jnp.ones((2, 8))
+    # an upstream cotangent (e.g. 1/num_tokens) scales the gradient
+    g1 = jax.grad(lambda h: chunked_cross_entropy(h, w, t, m, chunk=4).total)(h)
+    g3 = jax.jit(jax.grad(lambda h: 3.0 * chunked_cross_entropy(h, w, t, m, chunk=4).total))(h)
+    np.testing.assert_allclose(g3, 3.0 * g1, rtol=1e-5, atol=1e-6)
+    # the statistics outputs carry no gradient
+    assert float(jnp.abs(jax.grad(lambda h: chunked_cross_entropy(h, w, t, m, chunk=4).ce)(h)).max()) == 0.0
+    # bf16 compute: close to fp32
+    gb = jax.grad(lambda h: chunked_cross_entropy(h.astype(jnp.bfloat16), w, t, m, chunk=4).total)(h)
+    np.testing.assert_allclose(gb, g1, rtol=5e-2, atol=5e-2)
 
 
 def test_masked_tokens_contribute_nothing():
     h = jnp.ones((1, 4, 2))
     w = jnp.ones((2, 3))
     t = jnp.zeros((1, 4), jnp.int32)
-    ce, n, _ = chunked_cross_entropy(h, w, t, jnp.zeros((1, 4)), chunk=2)
+    _, ce, n, _ = chunked_cross_entropy(h, w, t, jnp.zeros((1, 4)), chunk=2)
     assert float(ce) == 0.0 and float(n) == 0.0
 
 
