@@ -5,8 +5,9 @@ param_logical_axes) and the ONE rules table, so a layout the planner likes is ex
 the trainer will use. The model is a first-order one; docs/MESH.md states every assumption:
 
 * memory: params, grads (plus an accumulator when micro-batching), AdamW's two moments,
-  activations saved for backward under the remat policy (+ one layer's working set while it is
-  recomputed), the logits of one chunk, and the FSDP-gathered weights of the layer in flight;
+  activations saved for backward under the remat policy, plus the larger of a layer's backward
+  (its recomputed forward under remat + the MLP cotangents) and the fused loss's chunk work and
+  residuals, and the FSDP-gathered weights in flight;
 * collectives per step and device, in bytes each device sends (ring algorithms): FSDP all-gathers
   weights twice per micro-batch (forward, backward) and reduce-scatters grads once; axes that split
   tokens but not a weight all-reduce its grads once per step; tensor parallelism all-reduces the
@@ -62,9 +63,15 @@ class Hardware:
     ici_bandwidth: float = 450e9  # bytes/s per device, one direction, inside a host (NVLink 4)
     dcn_bandwidth: float = 50e9  # bytes/s per device across hosts (400 Gb/s InfiniBand per GPU)
     matmul_efficiency: float = 0.7  # fraction of peak the matmuls reach
-    # FSDP layers gathered at once: 2 on GPUs/TPUs (the next layer's gather overlaps this layer's
-    # compute); 1 on XLA:CPU, whose collectives are synchronous
+    # FSDP weights gathered at once, in units of `weight_gather_unit`: 2 layers on GPUs/TPUs (the
+    # next layer's gather overlaps this layer's compute); XLA:CPU's collectives are synchronous and
+    # it gathers each matrix right before its matmul, so there 1 "matrix" (the largest one)
     weight_gather_buffers: int = 2
+    weight_gather_unit: Literal["layer", "matrix"] = "layer"
+
+    def __post_init__(self) -> None:
+        if self.weight_gather_unit not in ("layer", "matrix"):
+            raise ValueError(f"weight_gather_unit '{self.weight_gather_unit}' is not one of layer, matrix")
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ class Workload:
     optimizer_dtype: str = "float32"  # AdamW's two moments
     remat: RematPolicy = "full"
     attention: Literal["xla", "flash"] = "flash"  # xla materialises [B, H, S, S] scores
-    logits_chunk: int | None = None  # tokens per logits chunk per device; None = all at once
+    logits_chunk: int | None = None  # tokens of each sequence per loss chunk (train/loss.py); None = all
 
     def __post_init__(self) -> None:
         for name in ("param_dtype", "compute_dtype", "optimizer_dtype"):
@@ -236,7 +243,7 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
     local_params = 0
     collectives: list[Collective] = []
     link = {a: "dcn" if ms.dcn[a] > 1 else "ici" for a in MESH_AXES}
-    gathered_layer = 0.0
+    gathered_layer, gathered_matrix = 0.0, 0.0
     for name, shape in shapes.items():
         loc = _numel(local_shape(axes[name], shape, sizes, rules))
         local_params += loc
@@ -252,29 +259,49 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
                 collectives.append(Collective("all-reduce", a, 2 * loc * pb * (n - 1) / n, link[a], True, name))
         fsdp_factor = math.prod(sizes[a] for a in split if a in token_axes)
         if name.startswith("layers.") and fsdp_factor > 1:  # one layer's weights gathered in compute dtype
-            gathered_layer += loc * fsdp_factor / c.num_hidden_layers * cb
+            one = loc * fsdp_factor / c.num_hidden_layers * cb
+            gathered_layer += one
+            gathered_matrix = max(gathered_matrix, one)
     memory = {
         "params": local_params * pb,
         "grads": local_params * pb * (2 if w.micro_batches > 1 else 1),
         "optimizer": 2 * local_params * ob,
-            "gathered_weights": hw.weight_gather_buffers * gathered_layer,
+        "gathered_weights": hw.weight_gather_buffers * (gathered_layer if hw.weight_gather_unit == "layer"
+                                                        else gathered_matrix),
     }
     if w.micro_batches > 1:
         notes.append("grads include an accumulator for micro-batching")
 
-    # ---- activations ----------------------------------------------------------------------------
-    per_layer_saved, working = 0.0, 0.0
+    # ---- activations and the loss head ----------------------------------------------------------
+    # The step's peak is the larger of two moments, both on top of the per-layer saved activations:
+    # (a) the backward of a layer: its recomputed forward (remat) plus the MLP backward's cotangents;
+    # (b) the fused loss's forward: one chunk's logits work plus the residuals it forms for backward.
+    def act_bytes(logical, shape, eb) -> float:
+        return float(_numel(local_shape(logical, shape, sizes, rules)) * eb)
+
+    per_layer_saved, recomputed = 0.0, 0.0
     for _, (logical, shape, eb, saved_by) in _activation_tensors(c, w, micro_batch).items():
-        b = _numel(local_shape(logical, shape, sizes, rules)) * eb
-        working += b
+        b = act_bytes(logical, shape, eb)
+        recomputed += b
         if w.remat in saved_by:
             per_layer_saved += b
     L = c.num_hidden_layers
-    # Without remat every layer keeps the full set; with remat one layer is rebuilt at a time.
-    memory["activations"] = L * per_layer_saved + (working if w.remat != "none" else 0.0)
+    B, S, D, F = micro_batch, w.seq_len, c.hidden_size, c.intermediate_size
+    bsd, bsf = ("batch", "seq", "act_embed"), ("batch", "seq", "act_mlp")
+    # MLP backward (read from the compiled step's peak): cotangents of the MLP output and its norm
+    # input ([B,S,D]), of the hidden, gate and up, and the two products of the silu derivative
+    backward = 2 * act_bytes(bsd, (B, S, D), cb) + 5 * act_bytes(bsf, (B, S, F), cb)
+    layer_phase = (recomputed if w.remat != "none" else 0.0) + backward
+    # train/loss.py: a scan over chunks of `logits_chunk` tokens per sequence keeps one chunk's fp32
+    # logits and fp32 exp(logits - lse), and its dlogits in compute dtype; the residuals for the
+    # backward are dh [B,S,D] in compute dtype and dW [D,V] accumulated in fp32
     vocab_local = _numel(local_shape(("act_vocab",), (c.vocab_size,), sizes, rules))
-    chunk = tokens_dev if w.logits_chunk is None else min(w.logits_chunk, tokens_dev)
-    memory["logits"] = chunk * vocab_local * (cb + 4 + 4)  # logits, fp32 log-softmax, fp32 dlogits
+    # a chunk spans every row of the device's micro-batch: its share chunk/seq_len of the tokens
+    chunk_tokens = tokens_dev if w.logits_chunk is None else tokens_dev * min(1.0, w.logits_chunk / w.seq_len)
+    loss_phase = (chunk_tokens * vocab_local * (4 + 4 + cb) + act_bytes(bsd, (B, S, D), cb)
+                  + D * vocab_local * 4)
+    memory["activations"] = L * per_layer_saved + layer_phase
+    memory["logits"] = max(0.0, loss_phase - layer_phase)  # what the loss adds on top, if anything
     memory = {p: float(memory[p]) for p in PARTS}
     memory["total"] = sum(memory.values())
 

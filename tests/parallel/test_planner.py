@@ -71,17 +71,42 @@ def test_activations_and_logits_by_hand():
     saved = 2 * 16 * 64 * 4  # full remat: each of 2 layers keeps its input
     # one layer rebuilt for backward: 6 [B,S,D] (input, 2 norms, o_proj, residual, down_proj),
     # 5 q-sized (proj, norm, rope, grouped, attention out), 4 kv-sized, 5 mlp-sized, the lse
-    working = 6 * 4096 + 5 * 4096 + 4 * 2048 + 5 * 8192 + 4 * 16 * 4
-    assert p.memory["activations"] == saved + working
-    assert p.memory["logits"] == 16 * 256 * (4 + 4 + 4)
+    working = 6 * 4096 + 5 * 4096 + 4 * 2048 + 5 * 8192 + 4 * 16 * 4  # = 94,464
+    # MLP backward cotangents: 2 [B,S,D] (4,096 B each) + 5 [B,S,F] (16 x 128 x 4 = 8,192 B each)
+    backward = 2 * 4096 + 5 * 8192  # = 49,152
+    assert p.memory["activations"] == saved + working + backward == 151_808
+    # fused loss, one chunk = all 16 tokens: fp32 logits + fp32 exp + fp32 dlogits over 256 vocab,
+    # dh [1,16,64] fp32 and dW [64,256] fp32 = 49,152 + 4,096 + 65,536 = 118,784 < the layer's
+    # 94,464 + 49,152 = 143,616, so the loss adds nothing to the peak
+    loss_phase = 16 * 256 * (4 + 4 + 4) + 16 * 64 * 4 + 64 * 256 * 4
+    assert loss_phase == 118_784 and p.memory["logits"] == 0
+    assert p.memory["total"] == sum(p.memory[k] for k in ("params", "grads", "optimizer", "activations",
+                                                          "logits", "gathered_weights"))
     none = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, param_dtype="float32",
                                                           compute_dtype="float32", remat="none"), HW, 8)
-    assert none.memory["activations"] == 2 * working
+    # no remat: every layer keeps its set; no layer is rebuilt, the MLP backward is still there, and
+    # the loss phase (118,784) now exceeds that layer phase (49,152) by 69,632
+    assert none.memory["activations"] == 2 * working + backward
+    assert none.memory["logits"] == 118_784 - 49_152 == 69_632
+    # chunk of 4 tokens: 4 x 256 x 12 + 4,096 + 65,536 = 81,920, i.e. 32,768 over the layer phase
+    chunked = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
+                                                             remat="none", logits_chunk=4), HW, 8)
+    assert chunked.memory["logits"] == 81_920 - 49_152
     xla = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
                                                          remat="none", attention="xla"), HW, 8)
     # [B,H,S,S] scores + probs (fp32), [B,K,S,S] mask (bool) + its select (fp32), instead of the lse
     sxs = 4 * 16 * 16 * (4 + 4) + 2 * 16 * 16 * (1 + 4)
     assert xla.memory["activations"] - none.memory["activations"] == 2 * (sxs - 4 * 16 * 4)
+
+
+def test_gathered_weights_per_layer_or_per_matrix():
+    # FSDP over 8: one layer's matrices gathered, fp32: q 64x64, k 64x32, v 64x32, o 64x64,
+    # gate/up 64x128, down 128x64 = 36,864 params = 147,456 B; the largest matrix 8,192 x 4 = 32,768 B
+    gpu = plan_layout(TINY, MeshConfig(data=1, fsdp=8), W, HW, 8)
+    assert gpu.memory["gathered_weights"] == 2 * 147_456  # next layer prefetched
+    cpu = plan_layout(TINY, MeshConfig(data=1, fsdp=8), W,
+                      Hardware(weight_gather_buffers=1, weight_gather_unit="matrix"), 8)
+    assert cpu.memory["gathered_weights"] == 32_768  # XLA:CPU gathers each matrix before its matmul
 
 
 def test_time_and_fit():
