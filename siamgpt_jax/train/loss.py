@@ -50,6 +50,7 @@ def _scan_chunks(hs, w, ts, ms, z_weight: float, with_grads: bool):
         scale = m[..., None] * (1.0 + 2.0 * z_weight * lse[..., None])
         dlogits = (probs * scale - onehot * m[..., None]).astype(h.dtype)
         dh = jnp.einsum("bcv,dv->bcd", dlogits, w, preferred_element_type=jnp.float32).astype(h.dtype)
+        dh = constrain(dh, ("batch", "seq", "act_embed"))  # like h; else XLA may split D as the kernel is
         dw = dw_acc + jnp.einsum("bcd,bcv->dv", h, dlogits, preferred_element_type=jnp.float32)
         return (ce_acc + ce, z_acc + z, dw), dh
 
