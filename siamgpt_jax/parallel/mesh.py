@@ -2,7 +2,7 @@
 
 Axis sizes are totals over all devices; one of them may be -1 ("fill with what is left"). `dcn`
 says how many hosts each axis spans: the rest of that axis stays inside a host, on the fast
-interconnect (NVLink/ICI). The paper's 8 hosts x 8 GPUs, data across hosts and FSDP inside a host:
+interconnect (NVLink/ICI). 8 hosts x 8 GPUs, data across hosts and FSDP inside a host:
 
     mesh: {fsdp: 8, dcn: {data: -1}}
 
