@@ -40,6 +40,12 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def _resolve_step(self, step: int | None) -> int:
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint found in {self.directory}")
+        return step
+
     def all_steps(self) -> list[int]:
         return list(self._manager.all_steps())
 
@@ -59,9 +65,7 @@ class Checkpointer:
 
     def restore(self, abstract_state: TrainState, step: int | None = None) -> tuple[TrainState, Any, dict]:
         """Restore onto the shardings carried by `abstract_state` (any mesh: resharding is free)."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint found in {self.directory}")
+        step = self._resolve_step(step)
         restored = self._manager.restore(
             step,
             args=ocp.args.Composite(
@@ -74,9 +78,7 @@ class Checkpointer:
 
     def restore_params(self, abstract_params: Any, step: int | None = None) -> Any:
         """Only the params of a training checkpoint (for export), skipping the optimizer state."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint found in {self.directory}")
+        step = self._resolve_step(step)
         restored = self._manager.restore(
             step,
             args=ocp.args.Composite(
@@ -90,9 +92,7 @@ class Checkpointer:
         return restored.state["params"]
 
     def read_config(self, step: int | None = None) -> dict:
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint found in {self.directory}")
+        step = self._resolve_step(step)
         return self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
 
     def wait(self) -> None:
