@@ -12,17 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = ("data/samples/systemchat_sample.jsonl", "data/samples/autoif_th_sample.jsonl")
+OUTPUTS = ("verified", "checkpoints", "tensorboard", "hf", "tokenizer", "metrics.jsonl", "config.json", "loss.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.steps=10")
-    parser.add_argument("--fresh", action="store_true", help="delete RUN_DIR first (default: keep and retrain)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -70,17 +69,15 @@ def compare_with_transformers(model, hf_dir: Path, token_ids: list[int]) -> floa
 
 
 def run(args: argparse.Namespace) -> int:
-    from siamgpt_jax.config import ConfigError
-    from siamgpt_jax.train.config import load_job_config
+    from siamgpt_jax.train.config import load_job_config_for_cli
 
-    try:
-        cfg = load_job_config(args.config, args.overrides)
-    except ConfigError as e:
-        print(f"siamgpt-jax demo: config error: {e}", file=sys.stderr)
+    cfg = load_job_config_for_cli("demo", args.config, args.overrides)
+    if cfg is None:
         return 2
     run_dir = Path(cfg.run_dir)
-    if args.fresh or (run_dir / "checkpoints").exists():
-        shutil.rmtree(run_dir, ignore_errors=True)  # the demo always trains from scratch
+    for name in OUTPUTS:  # the demo always trains from scratch; only its own outputs are removed
+        target = run_dir / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     print("[1/4] verification pass over the sample corpora", flush=True)

@@ -14,13 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from siamgpt_jax.config import ConfigError
-    from siamgpt_jax.train.config import load_job_config
+    from siamgpt_jax.train.config import load_job_config_for_cli
 
-    try:
-        cfg = load_job_config(args.config, args.overrides)
-    except ConfigError as e:
-        print(f"siamgpt-jax train: config error: {e}", file=sys.stderr)
+    cfg = load_job_config_for_cli("train", args.config, args.overrides)
+    if cfg is None:
         return 2
 
     from siamgpt_jax.parallel.distributed import initialize

@@ -93,3 +93,14 @@ def load_job_config(path: str | Path | None, overrides: list[str] | None = None)
     cfg.model.validate()  # fail at load time, with the key in the message
     sources = tuple(dataclasses.replace(s, path=s.path.replace("{run_dir}", cfg.run_dir)) for s in cfg.data.sources)
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, sources=sources))
+
+
+def load_job_config_for_cli(prog: str, path: str | Path | None, overrides: list[str] | None) -> JobConfig | None:
+    """load_job_config for a subcommand: a config error is printed as one line (None returned)."""
+    import sys
+
+    try:
+        return load_job_config(path, overrides)
+    except config_lib.ConfigError as e:
+        print(f"siamgpt-jax {prog}: config error: {e}", file=sys.stderr)
+        return None
