@@ -86,7 +86,10 @@ def forward_hidden(
     if positions is None:
         positions = jnp.broadcast_to(jnp.arange(S, dtype=jnp.int32), (B, S))
     cos, sin = cos_sin(positions, config)
-    x = jnp.take(params["embed"], input_ids, axis=0).astype(dtype)
+    # Gather rows from a table whose embed dim is whole (FSDP all-gathers it, in compute dtype):
+    # gathering from the fsdp-split table would make the backward scatter re-split [B,S,D] by D.
+    table = constrain(params["embed"].astype(dtype), ("vocab", None))
+    x = jnp.take(table, input_ids, axis=0)
     x = constrain(x, ("batch", "seq", "act_embed"))
 
     def body(carry, layer_params):
