@@ -27,7 +27,7 @@ import grain
 import numpy as np
 
 from siamgpt_jax.loader.chat import ChatFormatError, encode_chat
-from siamgpt_jax.loader.source import JsonlSource
+from siamgpt_jax.loader.source import JsonlSource, parse_record
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,9 @@ class RenderRecord:
     def __call__(self, item: tuple[bytes, str]) -> dict[str, Any]:
         raw, where = item
         try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise ChatFormatError(f"{where}: invalid JSON: {e}") from None
-        if not isinstance(rec, dict):
-            raise ChatFormatError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+            rec = parse_record(raw, where)
+        except ValueError as e:
+            raise ChatFormatError(str(e)) from None
         if "id" in rec:
             where = f"{where} (id={rec['id']})"
         if "messages" not in rec:

@@ -18,6 +18,17 @@ from pathlib import Path
 import numpy as np
 
 
+def parse_record(raw: bytes | str, where: str) -> dict:
+    """One JSONL line -> a dict; ValueError naming `where` (file:line) otherwise."""
+    try:
+        rec = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: invalid JSON: {e}") from None
+    if not isinstance(rec, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+    return rec
+
+
 def in_eval_split(key: str, eval_fraction: float) -> bool:
     """Deterministic held-out split: the same key lands on the same side on every host and run."""
     if eval_fraction <= 0.0:
@@ -47,12 +58,7 @@ class JsonlSource:
                 if not line.strip():
                     continue
                 if must_parse:
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{self.path}:{lineno}: invalid JSON: {e}") from None
-                    if not isinstance(rec, dict):
-                        raise ValueError(f"{self.path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+                    rec = parse_record(line, f"{self.path}:{lineno}")
                     if stream is not None and rec.get("stream") != stream:
                         continue
                     key = str(rec.get("id") or f"{Path(self.path).name}:{lineno}")
