@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # 8 hosts x 8 GPUs: one process per host, each driving its 8 local GPUs.
 # siamgpt_jax.parallel.distributed.initialize() reads SLURM_NTASKS / SLURM_PROCID and takes the first
-# host of SLURM_JOB_NODELIST as coordinator (port from SIAMGPT_COORDINATOR_PORT, else from the job id).
-# The mesh section of the config says data spans the hosts and FSDP stays inside one:
-#     mesh: {fsdp: 8, dcn: {data: -1}}
+# host of SLURM_JOB_NODELIST as coordinator (port from SIAMGPT_COORDINATOR_PORT, else 20000 + job id
+# mod 20000, so two jobs sharing a first node do not collide).
+# The mesh says data spans the hosts and FSDP stays inside one: mesh.fsdp=8 mesh.dcn.data=-1.
+#
+#   sbatch scripts/launch_multihost_slurm.sh [key=value ...]
+#   CONFIG=configs/other.yaml MESH="mesh.fsdp=4 mesh.dcn.data=-1" sbatch scripts/launch_multihost_slurm.sh
+#
+# Arguments are extra config overrides (after the mesh ones, so they win); TRAIN_FLAGS adds CLI flags
+# (e.g. "--resume --no-progress"). tests/parallel/test_launch_slurm.py runs this script with a fake
+# srun: 2 local processes on CPU devices.
 #
 #SBATCH --job-name=siamgpt-sft
 #SBATCH --nodes=8
@@ -15,10 +22,12 @@
 set -euo pipefail
 
 CONFIG=${CONFIG:-configs/qwen3-32b-sft.yaml}
-export SIAMGPT_COORDINATOR_PORT=${SIAMGPT_COORDINATOR_PORT:-12355}
+MESH=${MESH:-"mesh.fsdp=8 mesh.dcn.data=-1"}
+TRAIN_FLAGS=${TRAIN_FLAGS:-}
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
-export NCCL_IB_DISABLE=0
+export NCCL_IB_DISABLE=${NCCL_IB_DISABLE:-0}
 
 # Open MPI instead of SLURM: mpirun -np 8 --map-by ppr:1:node -x SIAMGPT_COORDINATOR=<host0>:12355 \
 #     siamgpt-jax train --config "$CONFIG" mesh.fsdp=8 mesh.dcn.data=-1
-srun --kill-on-bad-exit=1 siamgpt-jax train --config "$CONFIG" mesh.fsdp=8 mesh.dcn.data=-1 "$@"
+# shellcheck disable=SC2086  # MESH and TRAIN_FLAGS are word lists
+srun --kill-on-bad-exit=1 siamgpt-jax train --config "$CONFIG" $TRAIN_FLAGS $MESH "$@"
