@@ -164,9 +164,9 @@ def compile_report(model_config: Qwen3Config, mesh_cfg: MeshConfig, seq_len: int
     xla_mem = memory_stats(compiled)
     collectives = count_collectives(compiled.as_text())
     hosts = num_hosts or len({d.process_index for d in mesh.devices.flat})
-    if hardware is None:  # compare like with like: XLA:CPU gathers each matrix just before its matmul
+    if hardware is None:  # compare like with like: XLA:CPU's collectives are synchronous (no prefetch)
         cpu = mesh.devices.flat[0].platform == "cpu"
-        hardware = Hardware(weight_gather_buffers=1, weight_gather_unit="matrix") if cpu else Hardware()
+        hardware = Hardware(weight_gather_buffers=1, weight_gather_unit="layer") if cpu else Hardware()
     plan = plan_layout(model_config, mesh_cfg, w, hardware, mesh.devices.size, hosts)
     planned = plan.to_json()
     return {

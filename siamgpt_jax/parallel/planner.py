@@ -174,7 +174,11 @@ def _spec_axes(logical, shape, sizes: Mapping[str, int], rules: Rules) -> set[st
 def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
     """Per-layer tensors alive for backward: name -> (logical axes, global shape, bytes/elem, saved_by).
 
-    saved_by lists the remat policies that keep the tensor between forward and backward.
+    saved_by lists the remat policies that keep the tensor between forward and backward ("fused":
+    never a buffer of its own when a remat policy replays the layer, XLA computes it inside the
+    backward's elementwise fusions). Without
+    remat the list is the forward layer scan's stacked outputs in the compiled step (one [L, ...]
+    buffer each, written by a dynamic-update-slice per layer); docs/MESH.md names them.
     """
     B, S, D, F = micro_batch, w.seq_len, c.hidden_size, c.intermediate_size
     H, K, Dh = c.num_attention_heads, c.num_key_value_heads, c.head_dim
@@ -189,14 +193,14 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         "q_proj": (*q, ("none", "dots")),
         "k_proj": (*kv, ("none", "dots")),
         "v_proj": (*kv, ("none", "dots")),
-        # Without remat the backward also keeps the elementwise steps in between (read from the
-        # compiled step's forward scan outputs): q/k after their RMSNorm, the grouped q of the
-        # attention einsum, the residual after attention, sigmoid(gate) and silu(gate).
+        # Without remat the backward also keeps the elementwise steps in between: q/k after their
+        # RMSNorm, q/k after RoPE (q stored once, in the grouped [B,S,K,H/K,Dh] layout of the
+        # attention einsum), the residual after attention, sigmoid(gate), its derivative
+        # sigmoid * (1 - sigmoid), silu(gate) = gate * sigmoid and the hidden silu * up.
         "q_norm": (*q, ("none",)),
         "k_norm": (*kv, ("none",)),
         "q_rope": (*q, ("none",)),
         "k_rope": (*kv, ("none",)),
-        "q_grouped": (*q, ("none",)),
         "attn_out": (*q, ("none",)),
         "o_proj": (*bsd, ("none", "dots")),
         "attn_residual": (*bsd, ("none",)),
@@ -204,20 +208,43 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         "gate_proj": (*mlp, ("none", "dots")),
         "up_proj": (*mlp, ("none", "dots")),
         "gate_sigmoid": (*mlp, ("none",)),
-        "silu_gate": (*mlp, ("none",)),
-        "mlp_hidden": (*mlp, ("none",)),
+        "gate_sigmoid_grad": (*mlp, ("none", "fused")),
+        "silu_gate": (*mlp, ("none", "fused")),
+        "mlp_hidden": (*mlp, ("none", "fused")),
         "down_proj": (*bsd, ("none", "dots")),
+        # fp32 row statistics of the four RMSNorms (mean square and its rsqrt per normalised row)
+        "attn_norm_stats": (("batch", "seq", None), (B, S, 2), 4, ("none",)),
+        "mlp_norm_stats": (("batch", "seq", None), (B, S, 2), 4, ("none",)),
+        "q_norm_stats": (("batch", "seq", "act_heads", None), (B, S, H, 2), 4, ("none",)),
+        "k_norm_stats": (("batch", "seq", "act_kv_heads", None), (B, S, K, 2), 4, ("none",)),
     }
     if w.attention == "xla":  # fp32 scores and compute-dtype probabilities, [B, H, S, S]
         scores = ("batch", "act_heads", "seq", None)
         t["attn_scores"] = (scores, (B, H, S, S), 4, ("none",))
         t["attn_probs"] = (scores, (B, H, S, S), cb, ("none",))
-        # the segment mask per KV group ([B, K, S, S], bool) and its fp32 select for the backward
-        mask = ("batch", "act_kv_heads", "seq", None)
-        t["attn_mask"] = (mask, (B, K, S, S), 1, ("none",))
-        t["attn_mask_select"] = (mask, (B, K, S, S), 4, ("none",))
+        # the softmax's row max and row sum, fp32
+        t["softmax_stats"] = (("batch", "act_heads", "seq", None), (B, H, S, 2), 4, ("none",))
     else:  # flash keeps only the log-sum-exp per query
         t["attn_lse"] = (("batch", "act_heads", "seq"), (B, H, S), 4, ("none",))
+    return t
+
+
+def _step_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
+    """Tensors made once per micro-batch and alive through the whole layer backward (not per layer):
+    name -> (logical axes, global shape, bytes/elem)."""
+    B, S, D, H, Dh = micro_batch, w.seq_len, c.hidden_size, c.num_attention_heads, c.head_dim
+    t = {
+        # RoPE cos and sin for every position, fp32 (model/rope.py), read by every layer
+        "rope_cos": (("batch", "seq", None), (B, S, Dh), 4),
+        "rope_sin": (("batch", "seq", None), (B, S, Dh), 4),
+    }
+    if w.attention == "xla":  # the segment mask, bool; without remat broadcast over the heads once
+        heads = H if w.remat == "none" else 1  # (a replayed layer broadcasts it inside the layer)
+        t["attn_mask"] = (("batch", "act_heads", "seq", None), (B, heads, S, S), 1)
+    if c.tie_word_embeddings:
+        # the fused loss's dW residual (fp32, [D, vocab shard]): with tied embeddings it is summed
+        # into the embedding's grad only after the layer backward, so it lives through it
+        t["loss_dw_residual"] = ((None, "act_vocab"), (D, c.vocab_size), 4)
     return t
 
 
@@ -273,34 +300,55 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
         notes.append("grads include an accumulator for micro-batching")
 
     # ---- activations and the loss head ----------------------------------------------------------
-    # The step's peak is the larger of two moments, both on top of the per-layer saved activations:
-    # (a) the backward of a layer: its recomputed forward (remat) plus the MLP backward's cotangents;
+    # The step's peak is the larger of two moments, both on top of the per-layer saved activations
+    # and the per-step tensors every layer reads (RoPE tables, the attention mask, ...):
+    # (a) the backward of a layer: its recomputed forward (remat) or, without remat, the per-layer
+    #     copies of its saved tensors the backward body slices out of the scan's stacks, plus the
+    #     MLP backward's cotangents;
     # (b) the fused loss's forward: one chunk's logits work plus the residuals it forms for backward.
     def act_bytes(logical, shape, eb) -> float:
         return float(_numel(local_shape(logical, shape, sizes, rules)) * eb)
 
-    per_layer_saved, recomputed = 0.0, 0.0
+    per_layer_saved, recomputed, sliced = 0.0, 0.0, 0.0
     for _, (logical, shape, eb, saved_by) in _activation_tensors(c, w, micro_batch).items():
         b = act_bytes(logical, shape, eb)
-        recomputed += b
+        if "fused" not in saved_by:
+            recomputed += b
         if w.remat in saved_by:
             per_layer_saved += b
+            # the [B,S,F] MLP residuals are read in place by fused elementwise backward ops; the
+            # others feed matmuls and reductions from a per-layer dynamic-slice copy
+            if "act_mlp" not in logical:
+                sliced += b
+    per_step = sum(act_bytes(lg, sh, eb) for lg, sh, eb in _step_tensors(c, w, micro_batch).values())
     L = c.num_hidden_layers
     B, S, D, F = micro_batch, w.seq_len, c.hidden_size, c.intermediate_size
     bsd, bsf = ("batch", "seq", "act_embed"), ("batch", "seq", "act_mlp")
     # MLP backward (read from the compiled step's peak): cotangents of the MLP output and its norm
     # input ([B,S,D]), of the hidden, gate and up, and the two products of the silu derivative
     backward = 2 * act_bytes(bsd, (B, S, D), cb) + 5 * act_bytes(bsf, (B, S, F), cb)
-    layer_phase = (recomputed if w.remat != "none" else 0.0) + backward
+    # The embedding gather reads a table with the embed dim whole, in compute dtype (model/qwen3.py):
+    # where that is not the param shard itself (FSDP splits D, or a dtype cast), the forward gathers
+    # it and the backward scatter-adds into a zeroed table of that shape, alive through the layer
+    # backward until it is reduce-scattered into the embedding's grad
+    emb_local = _numel(local_shape(axes["embed"], shapes["embed"], sizes, rules))
+    table_local = _numel(local_shape(("vocab", None), shapes["embed"], sizes, rules))
+    table_grad = float(table_local * cb) if (table_local != emb_local or cb != pb) else 0.0
+    layer_phase = (recomputed if w.remat != "none" else sliced) + backward + table_grad
     # train/loss.py: a scan over chunks of `logits_chunk` tokens per sequence keeps one chunk's fp32
     # logits and fp32 exp(logits - lse), and its dlogits in compute dtype; the residuals for the
-    # backward are dh [B,S,D] in compute dtype and dW [D,V] accumulated in fp32
+    # backward are dh [B,S,D] in compute dtype and dW [D,V] accumulated in fp32; the LM head it
+    # multiplies by is a compute-dtype [D, vocab shard] copy with D whole unless the param shard is it
     vocab_local = _numel(local_shape(("act_vocab",), (c.vocab_size,), sizes, rules))
+    head = "lm_head" if "lm_head" in shapes else "embed"
+    head_local = _numel(local_shape(axes[head], shapes[head], sizes, rules))
+    head_copy = float(D * vocab_local * cb) if (head_local != D * vocab_local or cb != pb) else 0.0
     # a chunk spans every row of the device's micro-batch: its share chunk/seq_len of the tokens
     chunk_tokens = tokens_dev if w.logits_chunk is None else tokens_dev * min(1.0, w.logits_chunk / w.seq_len)
+    # (with tied embeddings the dW accumulator is the per-step loss_dw_residual, counted above)
     loss_phase = (chunk_tokens * vocab_local * (4 + 4 + cb) + act_bytes(bsd, (B, S, D), cb)
-                  + D * vocab_local * 4)
-    memory["activations"] = L * per_layer_saved + layer_phase
+                  + (0.0 if c.tie_word_embeddings else D * vocab_local * 4) + head_copy)
+    memory["activations"] = L * per_layer_saved + per_step + layer_phase
     memory["logits"] = max(0.0, loss_phase - layer_phase)  # what the loss adds on top, if anything
     memory = {p: float(memory[p]) for p in PARTS}
     memory["total"] = sum(memory.values())

@@ -69,34 +69,67 @@ def test_activations_and_logits_by_hand():
     p = plan_layout(TINY, MeshConfig(data=8), W, HW, 8)
     assert p.tokens_per_device == 16
     saved = 2 * 16 * 64 * 4  # full remat: each of 2 layers keeps its input
+    # every layer reads the RoPE tables: cos and sin [B=1, S=16, Dh=16] fp32
+    per_step = 2 * 16 * 16 * 4
     # one layer rebuilt for backward: 6 [B,S,D] (input, 2 norms, o_proj, residual, down_proj),
-    # 5 q-sized (proj, norm, rope, grouped, attention out), 4 kv-sized, 5 mlp-sized, the lse
-    working = 6 * 4096 + 5 * 4096 + 4 * 2048 + 5 * 8192 + 4 * 16 * 4  # = 94,464
+    # 4 q-sized (proj, norm, rope, attention out), 4 kv-sized, 3 mlp-sized (gate, up, sigmoid; XLA
+    # fuses silu, the hidden and the sigmoid derivative into the backward), the fp32 RMSNorm row
+    # stats (2 x [1,16] x 2 norms, [1,16,4] x 2, [1,16,2] x 2) and the lse
+    stats = 2 * 16 * 2 * 4 + 16 * 4 * 2 * 4 + 16 * 2 * 2 * 4
+    working = 6 * 4096 + 4 * 4096 + 4 * 2048 + 3 * 8192 + stats + 4 * 16 * 4  # = 75,008
     # MLP backward cotangents: 2 [B,S,D] (4,096 B each) + 5 [B,S,F] (16 x 128 x 4 = 8,192 B each)
     backward = 2 * 4096 + 5 * 8192  # = 49,152
-    assert p.memory["activations"] == saved + working + backward == 151_808
+    assert p.memory["activations"] == saved + per_step + working + backward == 134_400
     # fused loss, one chunk = all 16 tokens: fp32 logits + fp32 exp + fp32 dlogits over 256 vocab,
     # dh [1,16,64] fp32 and dW [64,256] fp32 = 49,152 + 4,096 + 65,536 = 118,784 < the layer's
-    # 94,464 + 49,152 = 143,616, so the loss adds nothing to the peak
+    # 75,008 + 49,152 = 124,160, so the loss adds nothing to the peak
     loss_phase = 16 * 256 * (4 + 4 + 4) + 16 * 64 * 4 + 64 * 256 * 4
     assert loss_phase == 118_784 and p.memory["logits"] == 0
     assert p.memory["total"] == sum(p.memory[k] for k in ("params", "grads", "optimizer", "activations",
                                                           "logits", "gathered_weights"))
     none = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, param_dtype="float32",
                                                           compute_dtype="float32", remat="none"), HW, 8)
-    # no remat: every layer keeps its set; no layer is rebuilt, the MLP backward is still there, and
-    # the loss phase (118,784) now exceeds that layer phase (49,152) by 69,632
-    assert none.memory["activations"] == 2 * working + backward
-    assert none.memory["logits"] == 118_784 - 49_152 == 69_632
-    # chunk of 4 tokens: 4 x 256 x 12 + 4,096 + 65,536 = 81,920, i.e. 32,768 over the layer phase
+    # no remat: every layer keeps its set (the 3 fused mlp-sized tensors too: 6 in all); the layer
+    # backward copies the saved tensors it feeds to matmuls out of the stacks (all but the mlp-sized
+    # ones, read in place) and has the MLP cotangents
+    kept = working + 3 * 8192  # = 99,584
+    sliced = kept - 6 * 8192  # = 50,432
+    assert none.memory["activations"] == 2 * kept + per_step + sliced + backward == 300_800
+    # the loss phase (118,784) exceeds that layer phase (99,584) by 19,200
+    assert none.memory["logits"] == 118_784 - (sliced + backward) == 19_200
+    # chunk of 4 tokens: 4 x 256 x 12 + 4,096 + 65,536 = 81,920, under the layer phase
     chunked = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
                                                              remat="none", logits_chunk=4), HW, 8)
-    assert chunked.memory["logits"] == 81_920 - 49_152
+    assert chunked.memory["logits"] == 0 and chunked.memory["activations"] == none.memory["activations"]
     xla = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
                                                          remat="none", attention="xla"), HW, 8)
-    # [B,H,S,S] scores + probs (fp32), [B,K,S,S] mask (bool) + its select (fp32), instead of the lse
-    sxs = 4 * 16 * 16 * (4 + 4) + 2 * 16 * 16 * (1 + 4)
-    assert xla.memory["activations"] - none.memory["activations"] == 2 * (sxs - 4 * 16 * 4)
+    # per layer: [B,H,S,S] scores + probs (fp32) and the softmax's row max and sum [1,4,16] x 2
+    # (fp32) instead of the lse, kept and sliced alike; once per step the [B,H,S,S] bool mask
+    per_layer = 4 * 16 * 16 * (4 + 4) + 4 * 16 * 2 * 4 - 4 * 16 * 4
+    assert xla.memory["activations"] - none.memory["activations"] == 2 * per_layer + per_layer + 4 * 16 * 16
+
+
+def test_embedding_table_and_lm_head_terms():
+    none = Workload(seq_len=16, global_batch=8, param_dtype="float32", compute_dtype="float32", remat="none")
+    base = plan_layout(TINY, MeshConfig(data=8), none, HW, 8)
+    # tied: the loss's dW residual [64, 256] fp32 outlives the layer backward (it joins the
+    # embedding grad after it); the loss phase no longer counts it separately
+    tied = plan_layout(TINY.replace(tie_word_embeddings=True), MeshConfig(data=8), none, HW, 8)
+    assert tied.memory["activations"] - base.memory["activations"] == 64 * 256 * 4
+    assert tied.memory["logits"] == 0  # 118,784 - 65,536 < the layer phase
+    # FSDP splits the embed dim: the table the gather reads is [256, 64] whole, and its grad (the
+    # scatter-add's target, fp32 here) lives through the layer backward; the loss multiplies by a
+    # [64, 256] copy of the LM head with D whole
+    fsdp = plan_layout(TINY, MeshConfig(data=1, fsdp=8), none, HW, 8)
+    assert fsdp.memory["activations"] - base.memory["activations"] == 256 * 64 * 4
+    layer_phase = 50_432 + 49_152 + 256 * 64 * 4
+    assert fsdp.memory["logits"] == max(0, 118_784 + 64 * 256 * 4 - layer_phase) == 19_200
+    # bf16 compute without FSDP: the table and the head are bf16 casts of the fp32 params
+    bf16 = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="bfloat16",
+                                                          remat="none"), HW, 8)
+    half = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="bfloat16",
+                                                          param_dtype="bfloat16", remat="none"), HW, 8)
+    assert bf16.memory["activations"] - half.memory["activations"] == 256 * 64 * 2
 
 
 def test_gathered_weights_per_layer_or_per_matrix():
@@ -104,9 +137,11 @@ def test_gathered_weights_per_layer_or_per_matrix():
     # gate/up 64x128, down 128x64 = 36,864 params = 147,456 B; the largest matrix 8,192 x 4 = 32,768 B
     gpu = plan_layout(TINY, MeshConfig(data=1, fsdp=8), W, HW, 8)
     assert gpu.memory["gathered_weights"] == 2 * 147_456  # next layer prefetched
-    cpu = plan_layout(TINY, MeshConfig(data=1, fsdp=8), W,
+    cpu = plan_layout(TINY, MeshConfig(data=1, fsdp=8), W, Hardware(weight_gather_buffers=1), 8)
+    assert cpu.memory["gathered_weights"] == 147_456  # XLA:CPU: no prefetch, one layer at a time
+    one = plan_layout(TINY, MeshConfig(data=1, fsdp=8), W,
                       Hardware(weight_gather_buffers=1, weight_gather_unit="matrix"), 8)
-    assert cpu.memory["gathered_weights"] == 32_768  # XLA:CPU gathers each matrix before its matmul
+    assert one.memory["gathered_weights"] == 32_768  # the largest matrix only
 
 
 def test_time_and_fit():
