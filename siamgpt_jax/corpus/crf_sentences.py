@@ -1,22 +1,26 @@
-"""pythainlp's CRF sentence cutter (crfcut), computed the same way but ~50x cheaper per line.
+"""pythainlp's CRF sentence cutter (crfcut), computed the same way but far cheaper per line.
 
 `crfcut.segment(line)` spends its time building 37 feature strings per token in Python, looking
 each one up in the CRFsuite model through pycrfsuite, and word-tokenizing the whole line with
-newmm. Here the same model file is read once into arrays, feature weights are cached per token /
-token pair / token triple, and the line's tokens come from a per-segment newmm memo. The result is
-the same, not an approximation:
+newmm. Here the same model file is read once into arrays, and every feature that reads the
+unigram, bigram and trigram starting at one position is summed once per distinct (token, next,
+next-but-one) into a cached row; a token's state score is then the sum of a diagonal of its line's
+rows (one numpy gather and one sum per line). The line's tokens come from a per-segment newmm memo.
+The result is the same, not an approximation:
 
 * tokens: newmm cannot join across a run of spaces/tabs unless a dictionary word that itself
   contains a space spans it (the dictionary has a few hundred, e.g. "ราว ๆ"); such runs are left
   inside their segment, all others are cut points, and pythainlp's own `rejoin_formatted_num`
   runs on the joined list, exactly as `word_tokenize` does;
-* per-token state scores are summed in CRFsuite's order (bias, then the n-gram features in
-  crfcut's order, 0.0 for attributes the model does not know) in float64, and Viterbi follows
-  crf1dc_viterbi (first label wins ties);
-* belt and braces: a line whose Viterbi decisions are closer than 1e-7 anywhere, or whose
-  tokenization could not be split safely, goes to the real `crfcut.segment`.
+* state scores hold the same weights as CRFsuite's (bias and crfcut's n-gram features, 0.0 for
+  attributes the model does not know) in float64, summed in another order, so they may differ
+  from CRFsuite's by rounding (~1e-13). Viterbi follows crf1dc_viterbi (first label wins ties),
+  run on the difference of the two labels' scores;
+* so rounding can never flip a decision, a line whose Viterbi decisions are closer than 1e-7
+  anywhere goes to the real `crfcut.segment` (none in the shipped data or the benchmark corpus).
 
-tests/corpus/test_crf_sentences.py compares every line of the shipped Thai data with crfcut.
+tests/corpus/test_fast_paths.py compares every line of the shipped Thai data with crfcut, the
+state scores with crfcut's own features summed, and the Viterbi with the two-score recursion.
 """
 
 from __future__ import annotations
@@ -31,8 +35,7 @@ import numpy as np
 _PAD = "xxpad"  # crfcut's padding token, 2 on each side (window = 2)
 _TIE_MARGIN = 1e-7
 _SPACE_RUN_RE = re.compile(r"[ \t]+")  # what newmm's non-Thai pattern turns into one token
-# crfcut's n-gram slots in feature order: (n, offset) for n = 1..3, offset = -2 .. 3 - n.
-_SLOTS = tuple((n, o) for n in (1, 2, 3) for o in range(-2, 4 - n))
+_WINDOW_SLOTS = 5  # a token reads the n-grams starting 2 before it to 2 after it (unigrams: 5 slots)
 
 _FEATURE_DTYPE = np.dtype([("type", "<u4"), ("src", "<u4"), ("dst", "<u4"), ("w", "<f8")])  # 20 bytes, packed
 
@@ -81,42 +84,41 @@ class CrfModel:
         return self._rows.get(attr, self._zero)
 
 
-@functools.lru_cache(maxsize=4096)
-def _diagonal(n: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index arrays (i + j, j) of shape (n, slots)."""
-    j = np.arange(slots)
-    return np.arange(n)[:, None] + j, np.broadcast_to(j, (n, slots))
-
-
 class _RowTable:
-    """key -> row id, rows in a numpy array that grows by doubling; cleared when it gets huge."""
+    """key -> row id, rows of `width` floats in a numpy array that grows by doubling; cleared when huge."""
 
     LIMIT = 300_000
 
-    def __init__(self, slots: int, make_row):
+    def __init__(self, width: int, make_row):
         self.make_row = make_row
         self.ids: dict = {}
-        self.arr = np.zeros((1024, slots, 2))
+        self.arr = np.zeros((1024, width))
 
     def gather(self, keys: list) -> np.ndarray:
-        get = self.ids.get
-        ids = [get(k, -1) for k in keys]
-        if -1 in ids:
-            if len(self.ids) + len(ids) > self.LIMIT:
+        """Rows for `keys`, (len(keys), width); rows for new keys are made once, in one batch."""
+        ids = list(map(self.ids.get, keys))
+        if None in ids:
+            missing = list(dict.fromkeys(k for k, i in zip(keys, ids) if i is None))
+            if len(self.ids) + len(missing) > self.LIMIT:
                 self.ids.clear()
-            for i, key in enumerate(keys):
-                if ids[i] == -1:
-                    ids[i] = self._add(key)
+                missing = list(dict.fromkeys(keys))
+            first = len(self.ids)
+            while first + len(missing) > len(self.arr):
+                self.arr = np.concatenate([self.arr, np.zeros_like(self.arr)])
+            self.arr[first : first + len(missing)] = [self.make_row(k) for k in missing]
+            self.ids.update(zip(missing, range(first, first + len(missing))))
+            ids = list(map(self.ids.get, keys))
         return self.arr[ids]
 
-    def _add(self, key) -> int:
-        rid = self.ids.get(key)
-        if rid is None:
-            rid = self.ids[key] = len(self.ids)
-            if rid == len(self.arr):
-                self.arr = np.concatenate([self.arr, np.zeros_like(self.arr)])
-            self.arr[rid] = self.make_row(key)
-        return rid
+
+# Post-rule kinds of a token in crfcut.segment: terminal punctuation always ends a sentence; a
+# whitespace token never does when it opens the line or follows a sentence end.
+_NORMAL, _ENDS, _SPACE = 0, 1, 2
+
+
+def _token_kind(tok: str) -> int:
+    core = tok.strip()
+    return _ENDS if core.endswith(("!", ".", "?")) else _SPACE if core == "" else _NORMAL
 
 
 class CrfSentenceCutter:
@@ -128,9 +130,8 @@ class CrfSentenceCutter:
         self.m = model
         self.enders, self.starters = enders, starters
         self.segment_chunk = segment_chunk  # newmm.segment with a memo
-        self.bias = model.weights("bias")
-        self.t00, self.t01 = model.trans[0].tolist()
-        self.t10, self.t11 = model.trans[1].tolist()
+        self.bias = np.array(model.weights("bias"))
+        (self.t00, self.t01), (self.t10, self.t11) = model.trans.tolist()
         # dictionary words with spaces, keyed by their first space run and its two neighbours
         self.space_keys: dict[str, list[tuple[str, int]]] = {}
         for w in space_words:
@@ -138,21 +139,17 @@ class CrfSentenceCutter:
             if m.start() == 0 or m.end() == len(w):
                 raise ValueError(f"dictionary word {w!r} starts or ends with a space")
             self.space_keys.setdefault(w[m.start() - 1 : m.end() + 1], []).append((w, m.start() - 1))
-        # flag tables: for each slot, weights indexed by the ender (starter) flags of its tokens as bits
-        self.flag_tables = {}
-        for kind, word in (("ender", "ender"), ("starter", "starter")):
-            for n, o in _SLOTS:
-                rows = []
-                for bits in range(2**n):
-                    flags = [word if bits >> (n - 1 - b) & 1 else "normal" for b in range(n)]
-                    rows.append(model.weights(f"{kind}_{n}_{o}_{o + n}=" + "|".join(flags)))
-                self.flag_tables[kind, n, o] = np.array(rows)
-        # word n-gram weights, one row per distinct token / pair / triple: (slots of that n, labels)
-        self._word = {n: _RowTable(sum(1 for m, _ in _SLOTS if m == n), self._word_row(n)) for n in (1, 2, 3)}
-        self._flags = {
-            kind: {n: np.stack([self.flag_tables[kind, n, o] for m, o in _SLOTS if m == n]) for n in (1, 2, 3)}
+        # flag weights, [kind][n][j][bits]: slot j of n-grams, the n tokens' ender (starter) flags as bits
+        self.flag_weights = {
+            kind: {
+                n: [[model.weights(f"{kind}_{n}_{o}_{o + n}=" + "|".join(kind if bits >> (n - 1 - b) & 1 else "normal" for b in range(n))) for bits in range(2**n)] for o in range(-2, 4 - n)]
+                for n in (1, 2, 3)
+            }
             for kind in ("ender", "starter")
         }
+        self._gram_rows: dict[tuple[str, ...], list[float]] = {}  # n-gram -> its features' weights, slot-major
+        self._rows = _RowTable(2 * _WINDOW_SLOTS, self._position_row)
+        self._kinds: dict[str, int] = {}
 
     # ------------------------------------------------------------ tokens
 
@@ -182,90 +179,137 @@ class CrfSentenceCutter:
 
     # ------------------------------------------------------------ scores
 
-    def _word_row(self, n: int):
-        offsets = [o for m, o in _SLOTS if m == n]
-
-        def row(key) -> list[tuple[float, ...]]:
-            gram = key if n == 1 else "|".join(key)
-            return [self.m.weights(f"word_{n}_{o}_{o + n}={gram}") for o in offsets]
-
+    def _gram_row(self, gram: tuple[str, ...]) -> list[float]:
+        """Weights of every feature that reads `gram` (word, ender and starter), per slot and label."""
+        row = self._gram_rows.get(gram)
+        if row is None:
+            n = len(gram)
+            text = "|".join(gram)
+            ender = starter = 0
+            for t in gram:
+                ender, starter = 2 * ender + (t in self.enders), 2 * starter + (t in self.starters)
+            row = []
+            for j, o in enumerate(range(-2, 4 - n)):
+                w = self.m.weights(f"word_{n}_{o}_{o + n}={text}")
+                e = self.flag_weights["ender"][n][j][ender]
+                s = self.flag_weights["starter"][n][j][starter]
+                row += (w[0] + e[0] + s[0], w[1] + e[1] + s[1])
+            if len(self._gram_rows) >= _RowTable.LIMIT:
+                self._gram_rows.clear()  # a memo, not a store: bound its memory on huge corpora
+            self._gram_rows[gram] = row
         return row
 
+    def _position_row(self, key: tuple[str, str, str]) -> list[float]:
+        """What the unigram, bigram and trigram starting at one padded position add to the tokens
+        that read them: slot j goes to the token j positions to the left ((5 slots) x (I, E))."""
+        one = self._gram_row(key[:1])
+        two = self._gram_row(key[:2])
+        three = self._gram_row(key)
+        return [*(a + b + c for a, b, c in zip(one, two, three)), one[6] + two[6], one[7] + two[7], one[8], one[9]]
+
     def state_scores(self, toks: list[str]) -> np.ndarray:
-        """(n, 2) CRF state scores, summed in crfcut's feature order as CRFsuite does."""
+        """(n, 2) CRF state scores: bias plus every feature's weight.
+
+        Summed in another order than CRFsuite's (per n-gram position, not per feature), so scores
+        may differ from its by rounding (~1e-13); decisions closer than _TIE_MARGIN go to crfcut.
+        """
         n = len(toks)
-        p = [_PAD, _PAD, *toks, _PAD, _PAD]
-        keys = {1: p, 2: list(zip(p, p[1:])), 3: list(zip(p, p[1:], p[2:]))}
-        cols = np.empty((n, 1 + 3 * len(_SLOTS), 2))
-        cols[:, 0] = self.bias
-        k = 1
-        for kind, members in (("ender", self.enders), ("starter", self.starters)):
-            f = np.fromiter((t in members for t in p), dtype=np.intp, count=n + 4)
-            keys[kind] = {1: f, 2: f[:-1] * 2 + f[1:], 3: f[:-2] * 4 + f[1:-1] * 2 + f[2:]}
-        for ng in (1, 2, 3):
-            slots = 6 - ng  # offsets -2 .. 3 - ng
-            rows = self._word[ng].gather(keys[ng])  # row q = the n-gram starting at padded index q
-            at, slot = _diagonal(n, slots)  # token i, slot j reads the n-gram starting at i + j
-            cols[:, k : k + 3 * slots : 3] = rows[at, slot]
-            cols[:, k + 1 : k + 3 * slots : 3] = self._flags["ender"][ng][slot, keys["ender"][ng][at]]
-            cols[:, k + 2 : k + 3 * slots : 3] = self._flags["starter"][ng][slot, keys["starter"][ng][at]]
-            k += 3 * slots
-        return np.cumsum(cols, axis=1)[:, -1]  # cumsum is a sequential left-to-right sum, as CRFsuite's +=
+        p = [_PAD, _PAD, *toks, _PAD, _PAD, _PAD, _PAD]  # two more pads: every position has a trigram
+        rows = self._rows.gather(list(zip(p, p[1:], p[2:])))  # (n + 4, 10): position q, slot j, label
+        # token i reads slot j of position i + j: a strided view picks that diagonal
+        step = rows.strides[0]
+        diag = np.ndarray((n, _WINDOW_SLOTS, 2), dtype=rows.dtype, buffer=rows, strides=(step, step + 2 * rows.itemsize, rows.itemsize))
+        return diag.sum(axis=1) + self.bias
 
     def viterbi(self, state: np.ndarray) -> list[int] | None:
-        """Best label ids (0 = I, 1 = E) as crf1dc_viterbi picks them; None on a near tie."""
+        """Best label ids (0 = I, 1 = E) as crf1dc_viterbi picks them; None on a near tie.
+
+        Two labels, so the recursion runs on the score difference d = E - I alone: from I into I
+        beats from E iff d <= t00 - t10, into E iff d <= t01 - t11 (first label wins ties).
+        """
         t00, t01, t10, t11 = self.t00, self.t01, self.t10, self.t11
-        rows = state.tolist()
-        p0, p1 = rows[0]
-        back: list[tuple[int, int]] = []
-        margin = float("inf")
-        for s0, s1 in rows[1:]:
-            a, b = p0 + t00, p1 + t10  # into I from I / from E
-            c, d = p0 + t01, p1 + t11  # into E
-            margin = min(margin, abs(a - b), abs(c - d))
-            b0, m0 = (1, b) if a < b else (0, a)
-            b1, m1 = (1, d) if c < d else (0, c)
-            back.append((b0, b1))
-            p0, p1 = m0 + s0, m1 + s1
-        margin = min(margin, abs(p0 - p1))
+        into_i, into_e = t00 - t10, t01 - t11
+        diffs = (state[:, 1] - state[:, 0]).tolist()
+        d = diffs[0]
+        seen = [d]
+        for delta in diffs[1:]:
+            a, b = d + t11, d + t10
+            d = (a if a > t01 else t01) - (b if b > t00 else t00) + delta
+            seen.append(d)
+        prev = np.array(seen)
+        margin = min(np.abs(prev[:-1] - into_i).min(initial=np.inf), np.abs(prev[:-1] - into_e).min(initial=np.inf), abs(seen[-1]))
         if margin < _TIE_MARGIN:
             return None
-        lab = 1 if p0 < p1 else 0
+        from_e_into_i = (prev[:-1] > into_i).tolist()
+        from_e_into_e = (prev[:-1] > into_e).tolist()
+        lab = 1 if seen[-1] > 0 else 0
         out = [lab]
-        for pair in reversed(back):
-            lab = pair[lab]
+        for k in range(len(seen) - 2, -1, -1):
+            lab = int(from_e_into_e[k] if lab else from_e_into_i[k])
             out.append(lab)
         out.reverse()
         return out
 
-    def segment(self, line: str) -> list[str]:
-        """crfcut.segment(line)."""
-        global fallbacks
+    def _labels(self, line: str) -> tuple[list[str], list[int], list[int]] | None:
+        """Tokens, their post-rule kinds and final labels (crfcut's rules applied); None on a near tie."""
         toks = self.tokens(line)
         if not toks:
-            return []
+            return toks, [], []
         ids = self.viterbi(self.state_scores(toks))
         if ids is None:
-            from pythainlp.tokenize import crfcut
+            return None
+        kinds = [self._kinds.get(t) for t in toks]
+        if None in kinds:
+            if len(self._kinds) >= _RowTable.LIMIT:
+                self._kinds.clear()
+            for t in toks:
+                if t not in self._kinds:
+                    self._kinds[t] = _token_kind(t)
+            kinds = [self._kinds[t] for t in toks]
+        ids[-1] = 1
+        # crfcut's post-rules, in its order: terminal punctuation ends a sentence; a space that opens
+        # the line or follows a sentence end does not.
+        for idx, kind in enumerate(kinds):
+            if kind == _ENDS:
+                ids[idx] = 1
+            elif kind == _SPACE and (idx == 0 or ids[idx - 1] == 1):
+                ids[idx] = 0
+        return toks, kinds, ids
 
-            fallbacks += 1
-            return crfcut.segment(line)
-        labs = ["E" if i else "I" for i in ids]
-        labs[-1] = "E"
-        # crfcut's post-rules, verbatim in effect: terminal punctuation ends a sentence; a space
-        # right after a sentence end does not.
-        for idx, tok in enumerate(toks):
-            if tok.strip().endswith(("!", ".", "?")):
-                labs[idx] = "E"
-            elif (idx == 0 or labs[idx - 1] == "E") and tok.strip() == "":
-                labs[idx] = "I"
+    def segment(self, line: str) -> list[str]:
+        """crfcut.segment(line)."""
+        got = self._labels(line)
+        if got is None:
+            return self._fallback(line)
+        toks, _, ids = got
         sentences, cur = [], ""
-        for tok, lab in zip(toks, labs):
+        for tok, lab in zip(toks, ids):
             cur += tok
-            if lab == "E" and cur != "":
+            if lab and cur != "":
                 sentences.append(cur)
                 cur = ""
         return sentences
+
+    def count(self, line: str) -> int:
+        """How many of segment(line)'s sentences are not blank, without building them."""
+        got = self._labels(line)
+        if got is None:
+            return sum(1 for s in self._fallback(line) if s.strip())
+        _, kinds, ids = got
+        n, blank = 0, True
+        for kind, lab in zip(kinds, ids):
+            blank = blank and kind == _SPACE
+            if lab:
+                n += not blank
+                blank = True
+        return n
+
+    def _fallback(self, line: str) -> list[str]:
+        global fallbacks
+        from pythainlp.tokenize import crfcut
+
+        fallbacks += 1
+        return crfcut.segment(line)
 
 
 @functools.lru_cache(maxsize=1)
@@ -285,3 +329,8 @@ def cutter() -> CrfSentenceCutter:
 def segment(line: str) -> list[str]:
     """Sentences of one line, identical to pythainlp.tokenize.crfcut.segment(line)."""
     return cutter().segment(line)
+
+
+def count(line: str) -> int:
+    """sum(1 for s in segment(line) if s.strip()), without building the sentences."""
+    return cutter().count(line)

@@ -14,7 +14,7 @@ from typing import Any
 
 from siamgpt_jax.corpus import langid, thai_text
 from siamgpt_jax.corpus.registry import RELATION_TH, RELATIONS, Param, Verdict, compare, counted, register
-from siamgpt_jax.corpus.script import THAI_LETTER_RE, TO_ARABIC_DIGITS
+from siamgpt_jax.corpus.script import THAI_LETTER_RE, to_arabic_digits
 
 IFEVAL, SEA = "ifeval", "sea-ifeval"
 REL = Param("relation", str, choices=RELATIONS)
@@ -89,10 +89,10 @@ def _letter_frequency(text: str, k: dict[str, Any]) -> Verdict:
     en=lambda k: f'The number {k["number"]} should appear {k["relation"]} {k["frequency"]} times.',
 )
 def _number_frequency(text: str, k: dict[str, Any]) -> Verdict:
-    number = k["number"].strip().translate(TO_ARABIC_DIGITS)
+    number = to_arabic_digits(k["number"].strip())
     # A standalone number: not part of a longer number (Thai digits count as their values).
     pattern = r"(?<![\d.,])" + re.escape(number) + r"(?!\d|[.,]\d)"
-    n = len(re.findall(pattern, text.translate(TO_ARABIC_DIGITS)))
+    n = len(re.findall(pattern, to_arabic_digits(text)))
     return counted(f"occurrences of the number {number}", n, k["relation"], k["frequency"])
 
 

@@ -6,13 +6,18 @@ consonant, a tone mark typed before its vowel, or a leading vowel with no conson
 what broken OCR, bad normalisation and degenerate generations produce.
 
 Each character is mapped to a one-letter class with str.translate, and every rule is a set of
-forbidden class bigrams found with plain substring search: no per-character Python or regex work,
-which matters because the pass runs this on every Thai assistant turn.
+forbidden class bigrams found with plain substring search. In front of that, `has_errors` clears
+clean text with byte-table lookups in numpy: no per-character Python or regex work, which matters
+because the pass runs this on every Thai assistant turn.
 """
 
 from __future__ import annotations
 
 import re
+
+import numpy as np
+
+from siamgpt_jax.corpus.script import single_bytes
 
 # Classes: c consonant, a above vowel, b below vowel, t tone mark, u maitaikhu/thanthakhat,
 # n nikhahit/yamakkan, l leading vowel, f following vowel (ะ า ๅ), m sara am (ำ), x anything else.
@@ -60,55 +65,34 @@ def classes(text: str) -> str:
 
 
 # Fast reject. Thai has a single-byte code page (cp874/TIS-620: U+0E01-U+0E5B <-> 0xA1-0xFB, ASCII
-# unchanged, anything else becomes '?'), so the class string can be built by the codec and
-# bytes.translate in C. Every rule is a union of products (first classes) x (second classes); after
-# one more translate to 'P' (first only), 'Q' (second only), 'B' (both), '.' (neither), a product
-# occurs exactly when one of PQ/PB/BQ/BB does (only the pairs that can exist are searched). Clean text, the common case, is cleared by a dozen
-# C-level passes; text that trips one gets the exact pass below, which names rules and excerpts.
-def _byte_class(b: int) -> bytes:
+# unchanged, anything else becomes '?'), so every character's class is a byte-table lookup and every
+# adjacent class pair one more lookup in the table of forbidden bigrams (all of RULES): a handful of
+# numpy operations over the whole text. Clean text, the common case, is cleared by them; text that
+# trips one gets the exact pass below, which names rules and excerpts.
+_CLASS_IDS = "cabtunlfmx"
+
+
+def _byte_class(b: int) -> str:
     ch = bytes([b]).decode("cp874", errors="ignore")
-    return _TABLE.get(ord(ch), "x").encode() if ch else b"x"
+    return _TABLE.get(ord(ch), "x") if ch else "x"
 
 
-_BYTE_CLASS = b"".join(_byte_class(b) for b in range(256))
-_PRODUCTS = (
-    ("xlfm", _MARKS),  # mark without a base consonant
-    ("tu", "tuab"),  # stacked tone marks; tone mark before an above/below vowel
-    ("ab", "ab"),  # two vowel marks
-    ("l", "xlfm" + _MARKS),  # leading vowel not followed by a consonant
-    ("x", "fm"),  # following vowel / sara am without a consonant
-    ("abu", "m"),
-    ("m", _MARKS),  # sara am with a vowel or before a mark
-)
-
-
-def _product_table(first: str, second: str) -> bytes:
-    def code(cls: str) -> bytes:
-        return b"B" if cls in first and cls in second else b"P" if cls in first else b"Q" if cls in second else b"."
-
-    return bytes.maketrans(b"cabtunlfmx", b"".join(code(c) for c in "cabtunlfmx"))
-
-
-def _needles(first: str, second: str) -> tuple[bytes, ...]:
-    left = (b"P" if set(first) - set(second) else b"") , (b"B" if set(first) & set(second) else b"")
-    right = (b"Q" if set(second) - set(first) else b""), (b"B" if set(first) & set(second) else b"")
-    return tuple(a + b for a in left if a for b in right if b)
-
-
-_PRODUCT_CHECKS = tuple((_product_table(p, q), _needles(p, q)) for p, q in _PRODUCTS)
+_BYTE_CLASS_ID = np.array([_CLASS_IDS.index(_byte_class(b)) for b in range(256)], dtype=np.uint8)
+_FORBIDDEN_PAIR = np.zeros(len(_CLASS_IDS) ** 2, dtype=np.bool_)  # index: 10 * first + second
+for _reason, _bigrams in RULES:
+    for _p, _q in _bigrams:
+        _FORBIDDEN_PAIR[len(_CLASS_IDS) * _CLASS_IDS.index(_p) + _CLASS_IDS.index(_q)] = True
 
 
 def has_errors(text: str) -> bool:
-    """bool(errors(text)), from C-level passes only (see above; tests/corpus check they agree)."""
+    """bool(errors(text)), from table lookups only (see above; tests/corpus check they agree)."""
     if _NIKHAHIT_AA in text:
         return True
-    cls = b"x" + text.encode("cp874", errors="replace").translate(_BYTE_CLASS) + b"x"
-    for table, needles in _PRODUCT_CHECKS:
-        t = cls.translate(table)
-        for needle in needles:
-            if needle in t:
-                return True
-    return False
+    data = single_bytes(text)
+    if data is None:
+        data = text.encode("cp874", errors="replace")
+    ids = _BYTE_CLASS_ID[np.frombuffer(b" " + data + b" ", dtype=np.uint8)]  # ' ' is class x: the padding
+    return bool(_FORBIDDEN_PAIR[ids[:-1] * len(_CLASS_IDS) + ids[1:]].any())
 
 
 def errors(text: str) -> list[tuple[str, str]]:

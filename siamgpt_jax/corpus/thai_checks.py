@@ -9,17 +9,20 @@ import re
 from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from siamgpt_jax.corpus import orthography
 from siamgpt_jax.corpus.registry import Param, Verdict, register
 from siamgpt_jax.corpus.script import (
     ARABIC_DIGIT_RE,
     THAI_DIGIT_RE,
-    TO_ARABIC_DIGITS,
     count_latin_letters,
     count_thai_letters,
     foreign_scripts,
+    single_bytes,
     strip_code_and_urls,
     thai_share,
+    to_arabic_digits,
 )
 
 THAI = "thai"
@@ -59,7 +62,7 @@ def no_code_switching(text: str, k: dict[str, Any]) -> Verdict:
         return Verdict(False, f"Latin text under strict policy: {m.group() if m else ''!r}")
     if latin > thai:
         return Verdict(False, f"Latin text outweighs Thai ({latin} Latin vs {thai} Thai letters)")
-    if k["policy"] == "default":
+    if k["policy"] == "default" and latin > k["max_latin_words"]:  # the phrase needs n + 1 Latin letters
         n = k["max_latin_words"]
         m = re.search(rf"{_LATIN_WORD}(?:[ \t,;:]+{_LATIN_WORD}){{{n},}}", prose)
         if m:
@@ -148,8 +151,34 @@ _MONTHS = "มกราคม|กุมภาพันธ์|มีนาคม|
 _NUM = r"(\d{4})(?!\d)"
 _GREGORIAN_MARK_RE = re.compile(rf"(?:ค\.\s?ศ\.?|คริสต์ศักราช|\bA\.?D\.?|\bC\.?E\.?)\s*{_NUM}|{_NUM}\s*(?:A\.?D\.?|C\.?E\.?)\b")
 _BE_MARK_RE = re.compile(rf"(?:พ\.\s?ศ\.?|พุทธศักราช|B\.?E\.?)\s*{_NUM}")
-_FOUR_DIGITS_RE = re.compile(r"\d{4}")  # Unicode \d: Arabic, Thai and other digits
 _YEAR_CONTEXT_RE = re.compile(rf"(?:ปี|(?:{_MONTHS}))\s*(?:พ\.\s?ศ\.?\s*)?{_NUM}")
+_DIGIT_RUN_RE = re.compile(r"\d{4,}")  # Unicode \d: Arabic, Thai and other digits
+# What may stand (after whitespace) right before a year the patterns above read: the end of a
+# Gregorian or B.E. mark, of the optional "พ.ศ." after ปี/a month, of ปี or of a month name.
+_YEAR_HEADS = tuple(sorted(
+    {"ศ", "ศ.", "คริสต์ศักราช", "พุทธศักราช", "D", "D.", "E", "E.", "ปี"} | {m.replace("\\.", ".") for m in _MONTHS.split("|")})
+)
+_LONGEST_HEAD = max(map(len, _YEAR_HEADS))
+
+
+def _may_have_year(prose: str) -> bool:
+    """False only when none of the year patterns can match (then buddhist_era finds no year at all).
+
+    Every match holds a run of 4+ digits: one of exactly 4 right after a mark, ปี or a month (and
+    whitespace), or one followed (after whitespace) by A.D./C.E. Looking at the few digit runs and
+    their neighbours is much cheaper than running the four patterns over the whole text.
+    """
+    for m in _DIGIT_RUN_RE.finditer(prose):
+        a, b = m.span()
+        head = prose[max(0, a - 64) : a].rstrip()
+        if a > 64 and len(head) < _LONGEST_HEAD:
+            head = prose[:a].rstrip()  # a long whitespace run: look further back
+        if b - a == 4 and head.endswith(_YEAR_HEADS):
+            return True
+        tail = prose[b : b + 64].lstrip() or prose[b:].lstrip()
+        if tail.startswith(("A", "C")):
+            return True
+    return False
 
 
 @register(
@@ -160,11 +189,16 @@ _YEAR_CONTEXT_RE = re.compile(rf"(?:ปี|(?:{_MONTHS}))\s*(?:พ\.\s?ศ\.?\s*
 )
 def buddhist_era(text: str, k: dict[str, Any]) -> Verdict:
     prose = strip_code_and_urls(text)
-    if not _FOUR_DIGITS_RE.search(prose):
-        # Every pattern below needs four digits in a row (translating Thai digits keeps digit runs):
-        # no year at all, the same verdict the full scan reaches.
+    if not _may_have_year(prose):
+        # No pattern can match (translating Thai digits keeps digit runs and everything else): no
+        # year at all, the verdict years_verdict reaches.
         return Verdict(False, f"0 B.E. years written, need at least {k['min_count']}") if k["min_count"] > 0 else Verdict(True)
-    prose = prose.translate(TO_ARABIC_DIGITS)
+    return years_verdict(prose, k)
+
+
+def years_verdict(prose: str, k: dict[str, Any]) -> Verdict:
+    """buddhist_era's full scan of `prose` (code and URLs already stripped), without the fast reject."""
+    prose = to_arabic_digits(prose)
     m = _GREGORIAN_MARK_RE.search(prose)
     if m:
         return Verdict(False, f"Gregorian year: {m.group().strip()!r}")
@@ -186,25 +220,29 @@ def buddhist_era(text: str, k: dict[str, Any]) -> Verdict:
 SHORT_UNIT_MAX, SHORT_UNIT_REPEATS = 12, 8
 
 
+_LOOP_RUNS = tuple(b"\x01" * ((SHORT_UNIT_REPEATS - 1) * u) for u in range(SHORT_UNIT_MAX + 1))
+
+
 def _may_loop(text: str) -> bool:
     """False only when no unit of 1-12 characters repeats 8+ times in a row (then short_loop is None).
 
-    For each unit length u, the positions where text[k] == text[k + u] are compared in one numpy
-    operation and their bytes searched for a run of 7u ones with bytes.find: a few microseconds,
-    against find_loop, the exact search that also locates and reports the loop.
+    Row u-1 of one numpy comparison, between the text and 12 shifted views of it, marks where
+    text[k] == text[k + u]; each row's bytes are then searched for a run of 7u ones with bytes.find:
+    microseconds, against find_loop, the exact search that also locates and reports the loop.
     """
-    import numpy as np
-
     n = len(text)
-    if n < SHORT_UNIT_REPEATS or "\x00" in text:
-        return True  # tiny, or NUL (which short_loop's zero padding can match): decide exactly
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    width = min(SHORT_UNIT_MAX, n - 1)
-    eq = np.zeros((width, n), dtype=np.bool_)  # row u-1: text[k] == text[k + u]; False past the end
-    for u in range(1, width + 1):
-        np.equal(codes[u:], codes[:-u], out=eq[u - 1, : n - u])
-    flat = eq.tobytes()
-    return any(flat.find(b"\x01" * ((SHORT_UNIT_REPEATS - 1) * u), (u - 1) * n, u * n) >= 0 for u in range(1, width + 1))
+    if n < SHORT_UNIT_REPEATS:
+        return True  # tiny: decide exactly
+    width = SHORT_UNIT_MAX
+    data = single_bytes(text)
+    if data is not None:  # one byte per character; 0xFF is no cp874 character, so it pads safely
+        buf, dtype = data + b"\xff" * width, np.uint8
+    else:  # one code point per uint32; 0xFFFFFFFF is no code point
+        buf, dtype = text.encode("utf-32-le") + b"\xff\xff\xff\xff" * width, np.uint32
+    size = np.dtype(dtype).itemsize
+    shifted = np.ndarray((width, n), dtype=dtype, buffer=buf, offset=size, strides=(size, size))  # row u-1: text[u:u+n]
+    flat = (shifted == np.ndarray((n,), dtype=dtype, buffer=buf)).tobytes()
+    return any(flat.find(_LOOP_RUNS[u], (u - 1) * n, u * n) >= 0 for u in range(1, width + 1))
 
 
 def short_loop(text: str) -> str | None:
@@ -241,6 +279,19 @@ def find_loop(text: str) -> str | None:
     return None
 
 
+def _grams_may_repeat(words: list[str], n: int, max_repeats: int) -> bool:
+    """False only when no n-gram at a word start of " ".join(words) occurs more than max_repeats times.
+
+    Two equal n-grams start with words that have the same first n characters (a shorter word is
+    followed by the space in both), so no such key repeating more than max_repeats times means no
+    n-gram does.
+    """
+    if n <= 0:
+        return True
+    keys = words if max(map(len, words), default=0) < n else [w[:n] for w in words]
+    return len(keys) - len(set(keys)) >= max_repeats  # fewer duplicates: no key has max_repeats + 1 copies
+
+
 @register(
     "thai:no_repetition", THAI,
     (
@@ -263,10 +314,13 @@ def no_repetition(text: str, k: dict[str, Any]) -> Verdict:
         return Verdict(False, f"short unit repeated in a loop: {loop[:40]!r}")
     # Character n-grams starting at word starts: a loop repeats the same n characters from the same
     # word start again and again, while ordinary prose almost never does.
-    flat = " ".join(text.split())
+    words = text.split()
     n = k["ngram_chars"]
-    if len(flat) < n * (k["max_ngram_repeats"] + 1):
+    if sum(map(len, words)) + max(len(words) - 1, 0) < n * (k["max_ngram_repeats"] + 1):  # len(flat) below
         return Verdict(True)
+    if not _grams_may_repeat(words, n, k["max_ngram_repeats"]):
+        return Verdict(True)
+    flat = " ".join(words)
     starts = [0] + [m.end() for m in re.finditer(r" ", flat)]
     grams = Counter(flat[i : i + n] for i in starts if i + n <= len(flat))
     gram, count = grams.most_common(1)[0] if grams else ("", 0)

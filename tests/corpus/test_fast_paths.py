@@ -11,6 +11,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from siamgpt_jax.corpus import crf_sentences, orthography, thai_checks, thai_text
@@ -62,6 +63,57 @@ def test_crf_sentences_match_crfcut_on_shipped_data_and_tricky_lines():
         assert cutter.tokens(line) == word_tokenize(line), line
         assert crf_sentences.segment(line) == crfcut.segment(line), line
     assert crf_sentences.fallbacks == before  # decided by the fast path, not handed back
+
+
+def test_sentence_count_matches_crfcut_non_blank_sentences():
+    from pythainlp.tokenize import crfcut
+
+    for line in TRICKY + _data_lines(60) + ["ก  ", "ครับ. ", "  ค่ะ", "ครับ.  ค่ะ"]:
+        assert crf_sentences.count(line) == sum(1 for s in crfcut.segment(line) if s.strip()), line
+
+
+def test_state_scores_equal_the_feature_sum_of_crfcut_features():
+    from pythainlp.tokenize import crfcut
+
+    cutter = crf_sentences.cutter()
+    for line in TRICKY + _data_lines(30):
+        toks = cutter.tokens(line)
+        want = np.array([np.sum([cutter.m.weights(f) for f in feats], axis=0) for feats in crfcut._extract_features(toks)])
+        np.testing.assert_allclose(cutter.state_scores(toks), want.reshape(-1, 2), rtol=0, atol=1e-9)
+
+
+def _viterbi_reference(state, trans):
+    """crf1dc_viterbi over (p0, p1) as the first version wrote it; None on a near tie."""
+    (t00, t01), (t10, t11) = trans
+    p0, p1 = state[0]
+    back, margin = [], float("inf")
+    for s0, s1 in state[1:]:
+        a, b, c, d = p0 + t00, p1 + t10, p0 + t01, p1 + t11
+        margin = min(margin, abs(a - b), abs(c - d))
+        back.append((int(a < b), int(c < d)))
+        p0, p1 = max(a, b) + s0, max(c, d) + s1
+    if min(margin, abs(p0 - p1)) < crf_sentences._TIE_MARGIN:
+        return None
+    lab = int(p0 < p1)
+    out = [lab]
+    for pair in reversed(back):
+        lab = pair[lab]
+        out.append(lab)
+    return out[::-1]
+
+
+def test_viterbi_on_score_differences_equals_the_two_score_recursion():
+    cutter = crf_sentences.cutter()
+    rng = np.random.default_rng(10)
+    ties = 0
+    for _ in range(2000):
+        # scores on a coarse grid hit exact ties (which both must hand to crfcut), the rest decide
+        state = rng.normal(0, 3, size=(rng.integers(1, 40), 2)).round(rng.integers(0, 3))
+        state += rng.choice([0.0, cutter.t00 - cutter.t10, cutter.t01 - cutter.t11], size=(len(state), 1)) * [0, 1]
+        want = _viterbi_reference(state.tolist(), cutter.m.trans.tolist())
+        assert cutter.viterbi(state) == want
+        ties += want is None
+    assert 20 < ties < 1900
 
 
 def test_space_words_are_not_split():
@@ -179,3 +231,133 @@ def test_polite_particle_tail(text, ok):
 def test_polite_particle_reason_shows_the_stripped_tail():
     v = check("thai:polite_particle", "ขอบคุณนะ?!", {})
     assert not v.ok and v.reason.endswith("...'ขอบคุณนะ'")
+
+
+# ---------------------------------------------------------------- one byte per character (script.py)
+
+# Every cp874 character, plus characters outside it (Latin-1 letters, Lao, CJK, emoji, Cyrillic,
+# an unassigned Thai code point) that send a text down the regex paths.
+_CP874_CHARS = [ch for b in range(256) if (ch := bytes([b]).decode("cp874", errors="ignore"))]
+_OTHER_CHARS = ["é", "ß", "ລ", "中", "😀", "я", "\u0e3b", "ǅ", "²", "\u2028"]
+
+
+def _random_texts(count: int, seed: int, alphabet: list[str], max_len: int = 30) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, max_len))) for _ in range(count)]
+
+
+def test_byte_tables_match_their_regexes_for_every_cp874_character():
+    from siamgpt_jax.corpus import script
+
+    assert len(_CP874_CHARS) == 225  # one-to-one: every byte decodes to its own character
+    for table, run_re in [
+        (script._THAI_LETTER_BYTES, script._THAI_RUN_RE),
+        (script._LATIN_LETTER_BYTES, script._LATIN_RUN_RE),
+        (script._OTHER_LETTER_BYTES, script._OTHER_LETTER_RUN_RE),
+        (script._FOREIGN_CANDIDATE_BYTES, script._FOREIGN_CANDIDATE_RE),
+    ]:
+        for ch in _CP874_CHARS:
+            assert (ch.encode("cp874")[0] in table) == bool(run_re.fullmatch(ch)), (run_re.pattern, hex(ord(ch)))
+
+
+def test_letter_counts_and_scripts_equal_the_regex_paths(monkeypatch):
+    from siamgpt_jax.corpus import script
+
+    texts = _random_texts(3000, 3, _CP874_CHARS) + _random_texts(1000, 4, _CP874_CHARS + _OTHER_CHARS)
+    texts += TRICKY + _data_lines(40)
+    slow_scripts = []
+    with monkeypatch.context() as m:
+        m.setattr(script, "single_bytes", lambda text: None)  # every text down the regex path
+        for t in texts:
+            slow_scripts.append(script.foreign_scripts(t))
+    for t, slow in zip(texts, slow_scripts):
+        assert script.count_thai_letters(t) == script.count_by_regex(script._THAI_RUN_RE, t)
+        assert script.count_latin_letters(t) == script.count_by_regex(script._LATIN_RUN_RE, t)
+        thai = script.count_by_regex(script._THAI_RUN_RE, t)
+        letters = thai + script.count_by_regex(script._OTHER_LETTER_RUN_RE, t)
+        assert script.thai_share(t) == (thai / letters if letters else 0.0)
+        assert script.foreign_scripts(t) == slow
+    assert sum(script.single_bytes(t) is None for t in texts) > 300  # both paths were exercised
+
+
+def test_to_arabic_digits_equals_translate():
+    from siamgpt_jax.corpus.script import TO_ARABIC_DIGITS, to_arabic_digits
+
+    for t in _random_texts(2000, 5, list("๐๑๒๓๔๕๖๗๘๙0123456789 กa")) + ["", "๒๕๖๗", "ปี 2024"]:
+        assert to_arabic_digits(t) == t.translate(TO_ARABIC_DIGITS)
+
+
+def test_orthography_fast_reject_agrees_outside_cp874():
+    for t in _random_texts(3000, 6, _ORTHO_ALPHABET + _OTHER_CHARS, max_len=8):
+        assert orthography.has_errors(t) == bool(orthography.class_errors(t)), [hex(ord(c)) for c in t]
+
+
+def test_loop_fast_reject_outside_cp874():
+    # code points past cp874 go through the uint32 path (and NUL, which the old padding could match)
+    rng = random.Random(7)
+    for _ in range(1500):
+        alphabet = rng.choice(["😀a", "中文", "é-", "\x00a", "ลາ"])
+        t = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 50)))
+        if rng.random() < 0.3:
+            t = t[:5] + rng.choice(["😀ก", "中", "\x00b"]) * rng.randint(6, 10) + t[5:]
+        exact = thai_checks.find_loop(t)
+        if not thai_checks._may_loop(t):
+            assert exact is None, t
+        assert thai_checks.short_loop(t) == exact
+
+
+# ---------------------------------------------------------------- no_repetition n-grams
+
+
+def _gram_verdict_reference(text: str, n: int, max_repeats: int) -> tuple[str, int]:
+    """The n-gram count as no_repetition first wrote it: every n-gram at a word start."""
+    import re
+    from collections import Counter
+
+    flat = " ".join(text.split())
+    starts = [0] + [m.end() for m in re.finditer(r" ", flat)]
+    grams = Counter(flat[i : i + n] for i in starts if i + n <= len(flat))
+    return grams.most_common(1)[0] if grams else ("", 0)
+
+
+def test_word_key_prefilter_never_hides_a_repeated_gram():
+    rng = random.Random(8)
+    vocab = ["ก", "ขอ", "สวัสดีครับ", "*", "การเดินทางไปเชียงใหม่ในฤดูหนาวปีนี้สนุกมาก", "ab", "a" * 12, "ค่ะ"]
+    seen_fail = 0
+    for _ in range(3000):
+        words = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(0, 40))]
+        text = rng.choice([" ", "\n", "  "]).join(words)
+        n, r = rng.choice([(30, 3), (5, 1), (10, 2), (1, 0), (0, 3)])
+        gram, count = _gram_verdict_reference(text, n, r)
+        may = thai_checks._grams_may_repeat(text.split(), n, r)
+        if count > r:
+            seen_fail += 1
+            assert may, (text, n, r)
+        if text.strip():
+            kw = {"ngram_chars": n, "max_ngram_repeats": r, "max_line_repeats": 99, "min_line_chars": 10}
+            v = check("thai:no_repetition", text, kw)
+            lines_or_loop = thai_checks.short_loop(text) is not None
+            if not lines_or_loop and len(" ".join(text.split())) >= n * (r + 1):
+                want = (False, f"{n}-character phrase repeated {count} times: {gram!r}") if count > r else (True, "")
+                assert (v.ok, v.reason) == want, (text, n, r)
+    assert seen_fail > 300
+
+
+# ---------------------------------------------------------------- B.E. years prefilter
+
+_YEAR_PARTS = ["ปี", "พ.ศ.", "พ. ศ", "ค.ศ.", "คริสต์ศักราช", "พุทธศักราช", "A.D.", "AD", "C.E.", "CE", "B.E.", "BE",
+               "มกราคม", "ม.ค.", "ธ.ค.", "ที่", " ", "  ", "\n", " " * 70, "2567", "๒๕๖๗", "1999", "12345", "999",
+               "20", "24", "ก", "A", "C", "D"]
+
+
+def test_year_prefilter_never_hides_a_year():
+    rng = random.Random(9)
+    hits = 0
+    for _ in range(6000):
+        prose = "".join(rng.choice(_YEAR_PARTS) for _ in range(rng.randint(1, 8)))
+        for kw in ({"min_year": 2400, "min_count": 0}, {"min_year": 2400, "min_count": 1}):
+            fast = thai_checks.buddhist_era(prose, kw)
+            slow = thai_checks.years_verdict(prose, kw)
+            assert (fast.ok, fast.reason) == (slow.ok, slow.reason), prose
+        hits += thai_checks._may_have_year(prose)
+    assert 1000 < hits < 5000
