@@ -7,7 +7,10 @@ must pay for the model it builds: context for where the time goes). Reports GB/s
 import/raw ratio, and peak RSS above the post-import-of-jax baseline against the final model
 size + the largest tensor.
 
-    python3 scripts/bench_import.py [--dir /tmp/bench_import] [--layers 8]
+    python3 scripts/bench_import.py [--dir /tmp/bench_import] [--layers 8] [--baseline COMMIT]
+
+--baseline COMMIT also imports with that commit's `siamgpt_jax` (extracted with `git archive`) in
+the same interleaved run, so old and new are compared side by side on the same page-cache state.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# A baseline child runs another checkout's package (SIAMGPT_SRC); everything else runs this one.
+sys.path.insert(0, os.environ.get("SIAMGPT_SRC") or str(Path(__file__).resolve().parents[1]))
 
 
 def _config(layers: int) -> dict:
@@ -77,7 +81,7 @@ def child(mode: str, path: Path) -> dict:
     t = time.perf_counter()
     out = {"mode": mode, "bytes": nbytes}
     if mode == "fill":
-        from siamgpt_jax.convert.blocked import aligned_empty
+        from siamgpt_jax.convert.aligned import aligned_empty
 
         chunk = [aligned_empty((f.stat().st_size,), np.uint8) for f in files]  # kept: like a model
         del chunk
@@ -102,10 +106,22 @@ def child(mode: str, path: Path) -> dict:
     return out
 
 
+def _extract(commit: str) -> str:
+    """That commit's package in a temporary folder (for the baseline child's sys.path)."""
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    out = tempfile.mkdtemp(prefix=f"siamgpt_{commit}_")
+    archive = subprocess.run(["git", "-C", str(root), "archive", commit, "siamgpt_jax"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", out], input=archive.stdout, check=True)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--dir", default="/tmp/bench_import")
     p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--baseline", help="also time this commit's load_hf, side by side")
     p.add_argument("--child", choices=["raw", "import", "fill"])
     a = p.parse_args()
     path = Path(a.dir)
@@ -114,11 +130,16 @@ def main() -> None:
         return
     if not (path / "config.json").exists():
         write_checkpoint(path, a.layers)
+    modes = ["raw", "import", "fill"] + (["baseline"] if a.baseline else [])
+    src = _extract(a.baseline) if a.baseline else None
     results = []
-    for mode in ("raw", "import", "fill", "raw", "import", "fill"):  # interleaved: both see the same page-cache state
-        r = subprocess.run([sys.executable, __file__, "--dir", str(path), "--child", mode],
-                           capture_output=True, text=True, check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
-        results.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    for mode in modes * 2:  # interleaved: every mode sees the same page-cache state
+        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+        if mode == "baseline":
+            env["SIAMGPT_SRC"] = src
+        r = subprocess.run([sys.executable, __file__, "--dir", str(path), "--child", "import" if mode == "baseline" else mode],
+                           capture_output=True, text=True, check=True, env=env)
+        results.append({**json.loads(r.stdout.strip().splitlines()[-1]), "mode": mode})
         print(results[-1])
     raw = max(r["gb_per_s"] for r in results if r["mode"] == "raw")
     imp = max(r["gb_per_s"] for r in results if r["mode"] == "import")
@@ -128,6 +149,9 @@ def main() -> None:
     fill = max(r["gb_per_s"] for r in results if r["mode"] == "fill")
     print(f"raw read {raw:.2f} GB/s, import {imp:.2f} GB/s, ratio {imp / raw:.2f} (goal >= 0.5)")
     print(f"mapping fresh memory alone {fill:.2f} GB/s: {1 / fill:.2f} s/GB of the import's {1 / imp:.2f} s/GB")
+    if a.baseline:
+        old = max(r["gb_per_s"] for r in results if r["mode"] == "baseline")
+        print(f"baseline {a.baseline}: import {old:.2f} GB/s, ratio {old / raw:.2f}; this checkout is x{imp / old:.2f} faster")
     print(f"import peak RSS above baseline {last['peak_rss_above_baseline_mb']:.0f} MB; model {last['model_mb']:.0f} MB "
           f"+ largest param {last['largest_param_mb']:.0f} MB = {budget:.0f} MB (goal: peak <= that)")
 

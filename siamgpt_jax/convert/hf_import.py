@@ -3,9 +3,10 @@
 Every tensor is checked (present, expected, right shape) from the safetensors headers before any
 data is read. Each param is then built with `jax.make_array_from_callback`: the callback reads only
 the HF rows backing the block a device needs, so with a mesh a host never holds a tensor it does
-not place. Reads are `preadv` calls into a reused per-thread scratch (no memory map, whose touched
-pages would count towards RSS); the [out, in] -> [in, out] layout change is a tiled transpose into
-the block buffer. Both run as row-chunk tasks on a small thread pool (numpy and preadv release the
+not place. The model keeps HF's [out, in] orientation, so a block is a window of HF rows: reads are
+`preadv` calls straight into the block buffer (or, for a column slice or a dtype cast, into a
+reused per-thread scratch, then one copy), with no memory map whose touched pages would count
+towards RSS. They run as row-chunk tasks on a small thread pool (preadv and numpy release the
 GIL). Block buffers are page-aligned, so on CPU `device_put` adopts them: the block is the param.
 """
 
@@ -25,7 +26,7 @@ from flax import nnx
 from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
-from siamgpt_jax.convert import blocked, names
+from siamgpt_jax.convert import aligned, names
 from siamgpt_jax.convert.errors import CheckpointError, UnsupportedCheckpointError
 from siamgpt_jax.convert.st_rows import RowReader
 from siamgpt_jax.model.config import Qwen3Config, UnsupportedConfigError, param_shapes
@@ -130,8 +131,8 @@ class _Scratch(threading.local):
 def _layer_tasks(reader: RowReader, tensors, entry, per_layer, index, name: str, dst: np.ndarray, scratch: _Scratch):
     """Closures that together fill `dst` (one layer's block, model layout) from HF tensor `name`."""
     shape, src_dtype, f = tensors[name]
-    plan = names.block_read(entry, per_layer, index)
-    if plan is None:  # head_dim split across devices: rare, take the simple (slower) path
+    window = names.hf_index(entry, per_layer, index)
+    if window is None:  # head_dim split across devices over several heads: rare, take the simple path
         def slow():
             try:
                 with safe_open(str(f), framework="numpy") as h:
@@ -139,38 +140,33 @@ def _layer_tasks(reader: RowReader, tensors, entry, per_layer, index, name: str,
             except SafetensorError as e:
                 raise CheckpointError(f"{f}: cannot read tensor '{name}': {e}") from None
         return [slow]
+    rows, cols = window[0], window[1:]
     rest = shape[1:]
-    d2 = dst.reshape(plan.shape2d)
-    whole_rows = all(c.stop - c.start == n for c, n in zip(plan.cols, rest))
-    direct = not plan.transposed and whole_rows and src_dtype == dst.dtype  # read straight into dst
+    n = rows.stop - rows.start
+    d2 = dst.reshape(n, -1)  # the block is HF rows `rows`, columns `cols`, in the same order
+    whole_rows = all(c.stop - c.start == m for c, m in zip(cols, rest))
+    direct = whole_rows and src_dtype == dst.dtype  # the common case: read straight into the param
     row_bytes = prod(rest) * src_dtype.itemsize
     step = max(1, CHUNK_BYTES // max(row_bytes, 1))
-    if plan.transposed and step > blocked.TILE:
-        step -= step % blocked.TILE
 
     def task(r0: int, r1: int):
         def run():
             if direct:
-                reader.read_rows(name, plan.rows.start + r0, d2[r0:r1])
+                reader.read_rows(name, rows.start + r0, d2[r0:r1])
                 return
             buf = scratch.get((r1 - r0) * row_bytes).view(src_dtype).reshape((r1 - r0, *rest))
-            reader.read_rows(name, plan.rows.start + r0, buf)
-            src = buf[(slice(None), *plan.cols)].reshape(r1 - r0, -1)
-            if plan.transposed:
-                blocked.transpose_into(d2[:, r0:r1], src)
-            else:
-                np.copyto(d2[r0:r1], src, casting="unsafe")
+            reader.read_rows(name, rows.start + r0, buf)
+            np.copyto(d2[r0:r1], buf[(slice(None), *cols)].reshape(r1 - r0, -1), casting="unsafe")
         return run
 
-    n = plan.rows.stop - plan.rows.start
     return [task(r0, min(r0 + step, n)) for r0 in range(0, n, step)]
 
 
 def _reader(config, entry, tensors, dtype, reader: RowReader, pool: ThreadPoolExecutor, scratch: _Scratch):
     """Callback for make_array_from_callback: the block `index` of the stacked param.
 
-    The block is built in a 64-byte-aligned buffer (on CPU, device_put then adopts it without a
-    copy); its reads and layout changes run as row-chunk tasks on `pool`.
+    The block is built in a page-aligned buffer (on CPU, device_put then adopts it without a
+    copy); its reads run as row-chunk tasks on `pool`.
     """
     full = param_shapes(config)[entry.path]
     per_layer = names.layer_shape(config, entry)
@@ -182,7 +178,7 @@ def _reader(config, entry, tensors, dtype, reader: RowReader, pool: ThreadPoolEx
             hf = [entry.hf.format(i=i) for i in range(layers.start, layers.stop)]
         else:
             rest, hf = idx, [entry.hf]
-        out = blocked.aligned_empty((len(hf), *(s.stop - s.start for s in rest)), dtype)
+        out = aligned.aligned_empty((len(hf), *(s.stop - s.start for s in rest)), dtype)
         tasks = [t for j, name in enumerate(hf) for t in _layer_tasks(reader, tensors, entry, per_layer, rest, name, out[j], scratch)]
         for fut in [pool.submit(t) for t in tasks]:
             fut.result()  # re-raises a task's CheckpointError here
@@ -206,8 +202,8 @@ def load_hf(
 
     dtype: the param dtype; None keeps the checkpoint's (e.g. bf16 stays bf16). compute_dtype is the
     model's activation dtype. With `mesh`, each param lands directly on its NamedSharding (from
-    its logical axes and `rules`). `threads` (default: CPU count, at most 8) read and transpose
-    row chunks in parallel. Other kwargs (remat, attention) go to Qwen3.
+    its logical axes and `rules`). `threads` (default: CPU count, at most 8) read row chunks in
+    parallel. Other kwargs (remat, attention) go to Qwen3.
     """
     path = Path(path)
     config = read_hf_config(path)

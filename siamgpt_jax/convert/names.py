@@ -1,12 +1,13 @@
-"""THE name table: HF tensor name <-> model param path, with the layout change between them.
+"""THE name table: HF tensor name <-> model param path, with the reshape between them.
 
-Import and export both read `ENTRIES`; nothing else knows HF names. Layouts (per layer):
+Import and export both read `ENTRIES`; nothing else knows HF names. The model keeps HF's
+[out, in] orientation (see model.config.param_shapes), so one layer's model tensor is always a
+reshape of the HF tensor, never a transpose:
 
-  kind        model                     HF (torch Linear weight = [out, in])
-  copy        same                      same
-  transpose   [in, out]                 [out, in]
-  heads_in    [D, N, Dh]  (q/k/v)       [N*Dh, D]
-  heads_out   [N, Dh, D]  (o_proj)      [D, N*Dh]
+  kind        model (one layer)        HF (torch Linear weight = [out, in])
+  copy        same                     same
+  heads_rows  [N, Dh, D]  (q/k/v)      [N*Dh, D]   rows split into heads
+  heads_cols  [D, N, Dh]  (o_proj)     [D, N*Dh]   columns split into heads
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from siamgpt_jax.model.config import Qwen3Config, param_shapes
 class Entry:
     path: str  # model param path, as in param_shapes
     hf: str  # HF tensor name; "{i}" is the layer index for stacked params
-    kind: str  # copy | transpose | heads_in | heads_out
+    kind: str  # copy | heads_rows | heads_cols
 
     @property
     def layered(self) -> bool:
@@ -33,18 +34,18 @@ class Entry:
 ENTRIES: tuple[Entry, ...] = (
     Entry("embed", "model.embed_tokens.weight", "copy"),
     Entry("layers.attn_norm", "model.layers.{i}.input_layernorm.weight", "copy"),
-    Entry("layers.q_proj", "model.layers.{i}.self_attn.q_proj.weight", "heads_in"),
-    Entry("layers.k_proj", "model.layers.{i}.self_attn.k_proj.weight", "heads_in"),
-    Entry("layers.v_proj", "model.layers.{i}.self_attn.v_proj.weight", "heads_in"),
-    Entry("layers.o_proj", "model.layers.{i}.self_attn.o_proj.weight", "heads_out"),
+    Entry("layers.q_proj", "model.layers.{i}.self_attn.q_proj.weight", "heads_rows"),
+    Entry("layers.k_proj", "model.layers.{i}.self_attn.k_proj.weight", "heads_rows"),
+    Entry("layers.v_proj", "model.layers.{i}.self_attn.v_proj.weight", "heads_rows"),
+    Entry("layers.o_proj", "model.layers.{i}.self_attn.o_proj.weight", "heads_cols"),
     Entry("layers.q_norm", "model.layers.{i}.self_attn.q_norm.weight", "copy"),
     Entry("layers.k_norm", "model.layers.{i}.self_attn.k_norm.weight", "copy"),
     Entry("layers.mlp_norm", "model.layers.{i}.post_attention_layernorm.weight", "copy"),
-    Entry("layers.gate_proj", "model.layers.{i}.mlp.gate_proj.weight", "transpose"),
-    Entry("layers.up_proj", "model.layers.{i}.mlp.up_proj.weight", "transpose"),
-    Entry("layers.down_proj", "model.layers.{i}.mlp.down_proj.weight", "transpose"),
+    Entry("layers.gate_proj", "model.layers.{i}.mlp.gate_proj.weight", "copy"),
+    Entry("layers.up_proj", "model.layers.{i}.mlp.up_proj.weight", "copy"),
+    Entry("layers.down_proj", "model.layers.{i}.mlp.down_proj.weight", "copy"),
     Entry("final_norm", "model.norm.weight", "copy"),
-    Entry("lm_head", "lm_head.weight", "transpose"),
+    Entry("lm_head", "lm_head.weight", "copy"),
 )
 
 # A tied checkpoint may still carry lm_head.weight (a copy of the embedding); it is skipped.
@@ -66,11 +67,9 @@ def hf_shape(config: Qwen3Config, entry: Entry) -> tuple[int, ...]:
     s = layer_shape(config, entry)
     if entry.kind == "copy":
         return s
-    if entry.kind == "transpose":
-        return s[::-1]
-    if entry.kind == "heads_in":
-        return (s[1] * s[2], s[0])
-    return (s[2], s[0] * s[1])  # heads_out
+    if entry.kind == "heads_rows":
+        return (s[0] * s[1], s[2])
+    return (s[0], s[1] * s[2])  # heads_cols
 
 
 def hf_names(config: Qwen3Config, entry: Entry) -> list[str]:
@@ -94,74 +93,54 @@ def expected_hf_shapes(config: Qwen3Config) -> dict[str, tuple[int, ...]]:
 
 
 def to_hf(entry: Entry, x: np.ndarray) -> np.ndarray:
-    """One layer's model tensor -> the HF tensor (contiguous)."""
-    if entry.kind == "copy":
-        out = x
-    elif entry.kind == "transpose":
-        out = x.T
-    elif entry.kind == "heads_in":
-        out = x.reshape(x.shape[0], -1).T
+    """One layer's model tensor -> the HF tensor (a reshape: same bytes, C order)."""
+    if entry.kind == "heads_rows":
+        shape = (x.shape[0] * x.shape[1], x.shape[2])
+    elif entry.kind == "heads_cols":
+        shape = (x.shape[0], x.shape[1] * x.shape[2])
     else:
-        out = x.reshape(-1, x.shape[-1]).T
-    return np.ascontiguousarray(out)
+        shape = x.shape
+    return np.ascontiguousarray(x).reshape(shape)
+
+
+def hf_index(entry: Entry, model_shape: tuple[int, ...], index: tuple[slice, ...]) -> tuple[slice, ...] | None:
+    """The HF-tensor index backing `index` (normalised slices over one layer's `model_shape`).
+
+    None when the block is not a window of the HF tensor, i.e. when head_dim itself is split
+    across devices together with more than one head; `read_model_slice` then reads a superset.
+    """
+    if entry.kind == "copy":
+        return tuple(index)
+    if entry.kind == "heads_rows":
+        n, h, d = index
+        dh = model_shape[1]
+    else:
+        d, n, h = index
+        dh = model_shape[2]
+    if h.stop - h.start == dh:
+        heads = slice(n.start * dh, n.stop * dh)
+    elif n.stop - n.start == 1:
+        heads = slice(n.start * dh + h.start, n.start * dh + h.stop)
+    else:
+        return None
+    return (heads, d) if entry.kind == "heads_rows" else (d, heads)
 
 
 def read_model_slice(entry: Entry, hf_slice, model_shape: tuple[int, ...], index: tuple[slice, ...]) -> np.ndarray:
-    """Read only `index` (normalised slices over `model_shape`, one layer) of the model tensor.
+    """Read only the block `index` (normalised slices over one layer's `model_shape`).
 
-    `hf_slice` is a safetensors slice object (or any array) of the HF tensor; only the rows and
-    columns that back the requested block are read.
+    `hf_slice` is a safetensors slice object (or any array) of the HF tensor.
     """
-    if entry.kind == "copy":
-        return np.asarray(hf_slice[tuple(index)]) if index else np.asarray(hf_slice[:])
-    if entry.kind == "transpose":
-        a, b = index
-        return np.asarray(hf_slice[b, a]).T
-    if entry.kind == "heads_in":
-        d, n, h = index
-        dh = model_shape[2]
-        block = np.asarray(hf_slice[n.start * dh : n.stop * dh, d])  # [n*Dh, d]
-        return block.T.reshape(d.stop - d.start, n.stop - n.start, dh)[:, :, h]
-    n, h, d = index  # heads_out
-    dh = model_shape[1]
-    block = np.asarray(hf_slice[d, n.start * dh : n.stop * dh])  # [d, n*Dh]
-    return block.T.reshape(n.stop - n.start, dh, d.stop - d.start)[:, h, :]
-
-
-@dataclass(frozen=True)
-class BlockRead:
-    """How one layer's model block is read from the HF tensor: a run of HF rows, then a copy.
-
-    The block, viewed 2-D as `shape2d`, equals `hf[rows][:, *cols]` (copy kind) or its transpose
-    (every other kind). Reading whole HF rows keeps each read one contiguous byte range.
-    """
-
-    rows: slice  # the HF tensor's dim-0 range backing the block
-    cols: tuple[slice, ...]  # index over the HF tensor's other dims
-    transposed: bool
-    shape2d: tuple[int, int]
-
-
-def block_read(entry: Entry, model_shape: tuple[int, ...], index: tuple[slice, ...]) -> BlockRead | None:
-    """The read plan for `index` (normalised slices over `model_shape`, one layer).
-
-    None when the block is not a plain 2-D (transposed) window of HF rows, i.e. when head_dim itself
-    is split; callers then fall back to `read_model_slice`.
-    """
-    size = [s.stop - s.start for s in index]
-    if entry.kind == "copy":
-        return BlockRead(index[0], tuple(index[1:]), False, (size[0], prod(size[1:])))
-    if entry.kind == "transpose":
-        a, b = index
-        return BlockRead(b, (a,), True, (size[0], size[1]))
-    if entry.kind == "heads_in":
-        d, n, h = index
-        dh = model_shape[2]
-        if size[2] != dh:
-            return None
-        return BlockRead(slice(n.start * dh, n.stop * dh), (d,), True, (size[0], size[1] * dh))
-    n, h, d = index  # heads_out
-    dh = model_shape[1]
-    if size[1] != dh:
-        return None
-    return BlockRead(d, (slice(n.start * dh, n.stop * dh),), True, (size[0] * dh, size[2]))
+    size = tuple(s.stop - s.start for s in index)
+    window = hf_index(entry, model_shape, index)
+    if window is not None:
+        return np.asarray(hf_slice[window] if window else hf_slice[:]).reshape(size)
+    if entry.kind == "heads_rows":  # read whole heads, then cut head_dim
+        n, h, d = index
+        dh = model_shape[1]
+        block = np.asarray(hf_slice[n.start * dh : n.stop * dh, d]).reshape(size[0], dh, size[2])
+        return block[:, h, :]
+    d, n, h = index  # heads_cols
+    dh = model_shape[2]
+    block = np.asarray(hf_slice[d, n.start * dh : n.stop * dh]).reshape(size[0], size[1], dh)
+    return block[:, :, h]

@@ -183,26 +183,30 @@ def param_shapes(c: Qwen3Config) -> dict[str, tuple[int, ...]]:
     """Shapes of every parameter, layer tensors stacked on a leading `layers` axis.
 
     Keys are the model's parameter paths; the converter and the planner use this table too.
+    Matrices keep Hugging Face's (torch Linear) [out, in] orientation, with the head dim split out
+    of q/k/v rows and o_proj columns: each layer's tensor is a reshape of the HF tensor, so import
+    and export copy bytes and never transpose. The matmuls contract the minor dim (cuBLAS and
+    XLA:CPU's dot take a transposed operand for free).
     """
     L, D, F = c.num_hidden_layers, c.hidden_size, c.intermediate_size
     H, K, Dh = c.num_attention_heads, c.num_key_value_heads, c.head_dim
     shapes = {
         "embed": (c.vocab_size, D),
         "layers.attn_norm": (L, D),
-        "layers.q_proj": (L, D, H, Dh),
-        "layers.k_proj": (L, D, K, Dh),
-        "layers.v_proj": (L, D, K, Dh),
-        "layers.o_proj": (L, H, Dh, D),
+        "layers.q_proj": (L, H, Dh, D),
+        "layers.k_proj": (L, K, Dh, D),
+        "layers.v_proj": (L, K, Dh, D),
+        "layers.o_proj": (L, D, H, Dh),
         "layers.q_norm": (L, Dh),
         "layers.k_norm": (L, Dh),
         "layers.mlp_norm": (L, D),
-        "layers.gate_proj": (L, D, F),
-        "layers.up_proj": (L, D, F),
-        "layers.down_proj": (L, F, D),
+        "layers.gate_proj": (L, F, D),
+        "layers.up_proj": (L, F, D),
+        "layers.down_proj": (L, D, F),
         "final_norm": (D,),
     }
     if not c.tie_word_embeddings:
-        shapes["lm_head"] = (D, c.vocab_size)
+        shapes["lm_head"] = (c.vocab_size, D)
     return shapes
 
 
@@ -211,20 +215,20 @@ def param_logical_axes(c: Qwen3Config) -> dict[str, tuple[str, ...]]:
     axes = {
         "embed": ("vocab", "embed"),
         "layers.attn_norm": ("layers", "norm"),
-        "layers.q_proj": ("layers", "embed", "q_heads", "head_dim"),
-        "layers.k_proj": ("layers", "embed", "kv_heads", "head_dim"),
-        "layers.v_proj": ("layers", "embed", "kv_heads", "head_dim"),
-        "layers.o_proj": ("layers", "q_heads", "head_dim", "embed"),
+        "layers.q_proj": ("layers", "q_heads", "head_dim", "embed"),
+        "layers.k_proj": ("layers", "kv_heads", "head_dim", "embed"),
+        "layers.v_proj": ("layers", "kv_heads", "head_dim", "embed"),
+        "layers.o_proj": ("layers", "embed", "q_heads", "head_dim"),
         "layers.q_norm": ("layers", "norm"),
         "layers.k_norm": ("layers", "norm"),
         "layers.mlp_norm": ("layers", "norm"),
-        "layers.gate_proj": ("layers", "embed", "mlp"),
-        "layers.up_proj": ("layers", "embed", "mlp"),
-        "layers.down_proj": ("layers", "mlp", "embed"),
+        "layers.gate_proj": ("layers", "mlp", "embed"),
+        "layers.up_proj": ("layers", "mlp", "embed"),
+        "layers.down_proj": ("layers", "embed", "mlp"),
         "final_norm": ("norm",),
     }
     if not c.tie_word_embeddings:
-        axes["lm_head"] = ("embed", "vocab")
+        axes["lm_head"] = ("vocab", "embed")
     return axes
 
 

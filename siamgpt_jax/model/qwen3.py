@@ -46,9 +46,9 @@ def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
     w = {k: (v if k in NORM_KEYS else v.astype(dtype)) for k, v in p.items()}
 
     h = rms_norm(x, w["attn_norm"], eps)
-    q = jnp.einsum("bsd,dhk->bshk", h, w["q_proj"])
-    k = jnp.einsum("bsd,dhk->bshk", h, w["k_proj"])
-    v = jnp.einsum("bsd,dhk->bshk", h, w["v_proj"])
+    q = jnp.einsum("bsd,hkd->bshk", h, w["q_proj"])
+    k = jnp.einsum("bsd,hkd->bshk", h, w["k_proj"])
+    v = jnp.einsum("bsd,hkd->bshk", h, w["v_proj"])
     q = constrain(q, ("batch", "seq", "act_heads", "act_head_dim"))
     k = constrain(k, ("batch", "seq", "act_kv_heads", "act_head_dim"))
     v = constrain(v, ("batch", "seq", "act_kv_heads", "act_head_dim"))
@@ -56,14 +56,14 @@ def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
     k = apply_rope(rms_norm(k, w["k_norm"], eps), cos, sin)
     o = attn.attention(q, k, v, segment_ids, scale=config.head_dim**-0.5, impl=impl)
     o = constrain(o, ("batch", "seq", "act_heads", "act_head_dim"))
-    x = x + jnp.einsum("bshk,hkd->bsd", o, w["o_proj"])
+    x = x + jnp.einsum("bshk,dhk->bsd", o, w["o_proj"])
     x = constrain(x, ("batch", "seq", "act_embed"))
 
     h = rms_norm(x, w["mlp_norm"], eps)
-    gate = jnp.einsum("bsd,df->bsf", h, w["gate_proj"])
-    up = jnp.einsum("bsd,df->bsf", h, w["up_proj"])
+    gate = jnp.einsum("bsd,fd->bsf", h, w["gate_proj"])
+    up = jnp.einsum("bsd,fd->bsf", h, w["up_proj"])
     act = constrain(jax.nn.silu(gate) * up, ("batch", "seq", "act_mlp"))
-    x = x + jnp.einsum("bsf,fd->bsd", act, w["down_proj"])
+    x = x + jnp.einsum("bsf,df->bsd", act, w["down_proj"])
     return constrain(x, ("batch", "seq", "act_embed"))
 
 
@@ -152,9 +152,9 @@ class Qwen3(nnx.Module):
         }
 
     def lm_head_kernel(self) -> jnp.ndarray:
-        """[D, V]: embed.T when tied, else the lm_head param."""
+        """[V, D]: the embedding when tied, else the lm_head param."""
         if self.config.tie_word_embeddings:
-            return self.embed[...].T
+            return self.embed[...]
         return self.lm_head[...]
 
     def hidden_states(self, input_ids, positions=None, segment_ids=None) -> jnp.ndarray:
@@ -168,7 +168,7 @@ class Qwen3(nnx.Module):
         """Logits [B, S, V] in float32 (the matmul runs in the compute dtype, accumulates in fp32)."""
         h = self.hidden_states(input_ids, positions, segment_ids)
         w = self.lm_head_kernel().astype(self.dtype)
-        logits = jnp.einsum("bsd,dv->bsv", h, w, preferred_element_type=jnp.float32)
+        logits = jnp.einsum("bsd,vd->bsv", h, w, preferred_element_type=jnp.float32)
         return constrain(logits, ("batch", "seq", "act_vocab"))
 
 

@@ -3,8 +3,8 @@
 The [tokens, vocab] fp32 logits never exist whole: a scan walks the sequence `chunk` tokens at a
 time. Under differentiation the same pass also computes the gradients: for a chunk,
 d(loss)/d(logits) = softmax - onehot (plus the z-loss term) is known as soon as the logits are, so
-dh = dlogits @ W^T and dW += h^T @ dlogits are formed right there and the logits are dropped.
-That is 3 vocab-sized matmuls per token (like an unchunked backward) instead of the 4 a
+dh = dlogits @ W and dW += dlogits^T @ h (W is [V, D], HF's orientation, the embedding when tied)
+are formed right there and the logits are dropped. That is 3 vocab-sized matmuls per token (like an unchunked backward) instead of the 4 a
 rematerialised chunk costs, and only dh and dW are kept for the backward pass. For Qwen3
 (V = 151,936) at 4,096 tokens the full logits would be 2.5 GB per sequence.
 """
@@ -29,7 +29,7 @@ class LossSums(NamedTuple):
 
 def _chunk_stats(h, w, t, m):
     """Logits of one chunk -> (masked CE sum, masked lse^2 sum, logits, lse)."""
-    logits = jnp.einsum("bcd,dv->bcv", h, w, preferred_element_type=jnp.float32)
+    logits = jnp.einsum("bcd,vd->bcv", h, w, preferred_element_type=jnp.float32)
     logits = constrain(logits, ("batch", "seq", "act_vocab"))
     lse = jax.nn.logsumexp(logits, axis=-1)
     target_logit = jnp.take_along_axis(logits, t[..., None], axis=-1)[..., 0]
@@ -37,7 +37,7 @@ def _chunk_stats(h, w, t, m):
 
 
 def _scan_chunks(hs, w, ts, ms, z_weight: float, with_grads: bool):
-    """hs: [n, B, C, D]; returns (ce, z) sums and, with_grads, (dh [n,B,C,D], dw [D,V] fp32)."""
+    """hs: [n, B, C, D]; returns (ce, z) sums and, with_grads, (dh [n,B,C,D], dw [V,D] fp32)."""
 
     def body(carry, xs):
         ce_acc, z_acc, dw_acc = carry
@@ -49,9 +49,9 @@ def _scan_chunks(hs, w, ts, ms, z_weight: float, with_grads: bool):
         onehot = jax.nn.one_hot(t, logits.shape[-1], dtype=jnp.float32)
         scale = m[..., None] * (1.0 + 2.0 * z_weight * lse[..., None])
         dlogits = (probs * scale - onehot * m[..., None]).astype(h.dtype)
-        dh = jnp.einsum("bcv,dv->bcd", dlogits, w, preferred_element_type=jnp.float32).astype(h.dtype)
+        dh = jnp.einsum("bcv,vd->bcd", dlogits, w, preferred_element_type=jnp.float32).astype(h.dtype)
         dh = constrain(dh, ("batch", "seq", "act_embed"))  # like h; else XLA may split D as the kernel is
-        dw = dw_acc + jnp.einsum("bcd,bcv->dv", h, dlogits, preferred_element_type=jnp.float32)
+        dw = dw_acc + jnp.einsum("bcv,bcd->vd", dlogits, h, preferred_element_type=jnp.float32)
         return (ce_acc + ce, z_acc + z, dw), dh
 
     dw0 = jnp.zeros(w.shape, jnp.float32) if with_grads else jnp.zeros((), jnp.float32)
@@ -81,7 +81,7 @@ _fused_loss.defvjp(_fused_loss_fwd, _fused_loss_bwd)
 
 def chunked_cross_entropy(
     hidden: jax.Array,  # [B, S, D] final hidden states (compute dtype)
-    lm_head: jax.Array,  # [D, V]
+    lm_head: jax.Array,  # [V, D] (the embedding when tied)
     targets: jax.Array,  # [B, S] int
     loss_mask: jax.Array,  # [B, S] float (1 = trained token)
     *,

@@ -1,4 +1,4 @@
-"""The fast import path: tiled transposes, aligned (adopted) buffers, row-chunk tasks, fallbacks."""
+"""The fast import path: windows of HF rows, aligned (adopted) buffers, row-chunk tasks, fallbacks."""
 
 import os
 
@@ -8,31 +8,39 @@ import numpy as np
 import pytest
 import safetensors.numpy as stn
 
-from siamgpt_jax.convert import CheckpointError, blocked, hf_import, load_hf
+from siamgpt_jax.convert import CheckpointError, aligned, hf_import, load_hf, names
 from siamgpt_jax.convert.st_rows import RowReader
 from siamgpt_jax.convert.tiny_hf import TINY, make_hf_model, save_hf_model
 from siamgpt_jax.model.qwen3 import LOGICAL_AXES
 from siamgpt_jax.parallel.rules import DEFAULT_RULES, named_sharding
 
 
-@pytest.mark.parametrize("shape, tile", [((300, 517), 64), ((5, 3), 256), ((256, 512), 128)])
-@pytest.mark.parametrize("src_dtype, dst_dtype", [(np.float32, np.float32), (np.float32, ml_dtypes.bfloat16), (ml_dtypes.bfloat16, np.float32)])
-def test_transpose_into_equals_numpy_transpose(shape, tile, src_dtype, dst_dtype):
-    src = np.random.default_rng(0).standard_normal(shape).astype(src_dtype)
-    dst = np.full(shape[::-1], np.nan, dst_dtype)
-    blocked.transpose_into(dst, src, tile)
-    assert dst.tobytes() == src.T.astype(dst_dtype).tobytes()
-    with pytest.raises(ValueError, match="not src"):
-        blocked.transpose_into(np.empty(shape, dst_dtype), src)
+@pytest.mark.parametrize("kind, shape", [("copy", (6, 10)), ("heads_rows", (4, 6, 10)), ("heads_cols", (10, 4, 6))])
+def test_every_block_reads_the_same_bytes_as_slicing_the_reshaped_hf_tensor(kind, shape):
+    entry = names.Entry("x", "x", kind)
+    model = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    hf = names.to_hf(entry, model)
+    assert np.shares_memory(hf, model) or hf.tobytes() == model.tobytes()  # a reshape, never a transpose
+    rng = np.random.default_rng(0)
+    windows = 0
+    for _ in range(200):
+        index = []
+        for n in shape:
+            a = int(rng.integers(0, n))
+            index.append(slice(a, int(rng.integers(a + 1, n + 1))))
+        index = tuple(index)
+        windows += names.hf_index(entry, shape, index) is not None
+        np.testing.assert_array_equal(names.read_model_slice(entry, hf, shape, index), model[index])
+    assert 0 < windows < 200 if kind != "copy" else windows == 200  # both paths ran
 
 
 def test_aligned_buffer_is_zeroed_and_adopted_by_device_put_on_cpu():
-    x = blocked.aligned_empty((3, 1000), np.float32)
+    x = aligned.aligned_empty((3, 1000), np.float32)
     assert x.flags.c_contiguous and x.ctypes.data % 64 == 0 and not x.any()
     x[...] = 1.5
     y = jax.device_put(x, jax.devices("cpu")[0])
     assert y.unsafe_buffer_pointer() == x.ctypes.data  # no copy: the block is the param
-    assert blocked.aligned_empty((0, 4), np.float32).shape == (0, 4)
+    assert aligned.aligned_empty((0, 4), np.float32).shape == (0, 4)
 
 
 def _leaves(model):
@@ -58,7 +66,6 @@ def hf_dir(tmp_path_factory):
 def test_many_tiny_chunks_on_many_threads_give_the_same_params(hf_dir, monkeypatch):
     plain = _leaves(load_hf(hf_dir, progress=False, threads=1))
     monkeypatch.setattr(hf_import, "CHUNK_BYTES", 100)  # a task per row or two
-    monkeypatch.setattr(blocked, "TILE", 3)  # tiles that do not divide any dim
     chunked = _leaves(load_hf(hf_dir, progress=False, threads=3))
     assert plain.keys() == chunked.keys()
     for k in plain:
@@ -73,7 +80,7 @@ def test_split_head_dim_falls_back_and_matches(hf_dir):
     for k, a in sharded.items():
         assert a.sharding.is_equivalent_to(named_sharding(LOGICAL_AXES[k], a.shape, mesh, rules), a.ndim)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(plain[k]))
-    assert sharded["layers.q_proj"].addressable_shards[0].data.shape[-1] == 2  # head_dim 8 over 4
+    assert sharded["layers.q_proj"].addressable_shards[0].data.shape[2] == 2  # head_dim 8 over 4
 
 
 def test_row_reader_names_file_and_tensor_when_bytes_are_missing(tmp_path):

@@ -85,9 +85,9 @@ def test_import_onto_a_mesh_places_each_tensor_on_its_sharding(tmp_path):
         assert a.sharding.is_equivalent_to(named_sharding(LOGICAL_AXES[path], a.shape, mesh, DEFAULT_RULES), a.ndim)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     q = sharded.layers.q_proj[...]
-    assert q.addressable_shards[0].data.shape == (3, 24, 2, 8)  # embed/2, heads/4
+    assert q.addressable_shards[0].data.shape == (3, 2, 8, 24)  # heads/4, embed/2
     o = sharded.layers.o_proj[...]
-    assert o.addressable_shards[0].data.shape == (3, 2, 8, 24)
+    assert o.addressable_shards[0].data.shape == (3, 24, 2, 8)  # embed/2, heads/4
 
 
 def test_cli_import_then_export_round_trips(tmp_path, capsys):

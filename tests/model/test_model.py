@@ -36,11 +36,11 @@ def test_params_have_the_documented_paths_shapes_and_logical_axes(tied):
         assert all(a in DEFAULT_RULES for a in axes)
 
 
-def test_lm_head_kernel_is_embed_transposed_when_tied(model):
+def test_lm_head_kernel_is_the_embedding_when_tied(model):
     np.testing.assert_array_equal(model.lm_head_kernel(), model.lm_head[...])
     tied = nnx.merge(*nnx.split(model))
     tied.config = CFG.replace(tie_word_embeddings=True)
-    np.testing.assert_array_equal(tied.lm_head_kernel(), model.embed[...].T)
+    np.testing.assert_array_equal(tied.lm_head_kernel(), model.embed[...])
 
 
 def test_param_and_compute_dtypes_are_separate(model):
@@ -131,8 +131,8 @@ def test_sharded_init_places_each_param_on_its_logical_sharding():
         want = named_sharding(LOGICAL_AXES[k], v.shape, mesh, DEFAULT_RULES)
         assert v[...].sharding.is_equivalent_to(want, v.ndim), k
     q = _flat_params(model)["layers.q_proj"][...]
-    assert q.sharding.spec == jax.sharding.PartitionSpec(None, "fsdp", "tensor")
-    assert q.addressable_shards[0].data.shape == (3, 16, 1, 16)
+    assert q.sharding.spec == jax.sharding.PartitionSpec(None, "tensor", None, "fsdp")
+    assert q.addressable_shards[0].data.shape == (3, 1, 16, 16)
     # same values as an unsharded init with the same seed
     ref = _flat_params(init_model(CFG))  # cached compile (the `model` fixture)
     for k, v in _flat_params(model).items():

@@ -115,22 +115,22 @@ def test_params_are_sharded_as_the_rules_say():
     # tensor=8: heads, MLP and vocab split over 'tensor'; 4 KV heads cannot split 8 ways -> replicated
     p = _placed_params(_mesh((1, 1, 8)))
     L = p["layers"]
-    assert _spec(L["q_proj"]) == (None, None, "tensor")
-    assert _spec(L["o_proj"]) == (None, "tensor")
-    assert _spec(L["gate_proj"]) == (None, None, "tensor") and _spec(L["down_proj"]) == (None, "tensor")
+    assert _spec(L["q_proj"]) == (None, "tensor")
+    assert _spec(L["o_proj"]) == (None, None, "tensor")
+    assert _spec(L["gate_proj"]) == (None, "tensor") and _spec(L["down_proj"]) == (None, None, "tensor")
     assert _spec(L["k_proj"]) == () and _spec(L["v_proj"]) == ()
     assert _spec(p["embed"]) == ("tensor",)
-    assert {s.data.shape for s in L["q_proj"].addressable_shards} == {(2, 32, 1, 8)}
+    assert {s.data.shape for s in L["q_proj"].addressable_shards} == {(2, 1, 8, 32)}
 
     # fsdp=8: every embed dim is split over 'fsdp'; norms stay whole
     p = _placed_params(_mesh((1, 8, 1)))
     L = p["layers"]
-    assert _spec(p["embed"]) == (None, "fsdp") and _spec(p["lm_head"]) == ("fsdp",)
-    assert _spec(L["q_proj"]) == (None, "fsdp") and _spec(L["down_proj"]) == (None, None, "fsdp")
+    assert _spec(p["embed"]) == (None, "fsdp") and _spec(p["lm_head"]) == (None, "fsdp")
+    assert _spec(L["q_proj"]) == (None, None, None, "fsdp") and _spec(L["down_proj"]) == (None, "fsdp")
     assert _spec(L["attn_norm"]) == () and _spec(p["final_norm"]) == ()
     assert {s.data.shape for s in p["embed"].addressable_shards} == {(256, 4)}
 
     # 2x2x2: both at once
     p = _placed_params(_mesh((2, 2, 2)))
-    assert _spec(p["layers"]["q_proj"]) == (None, "fsdp", "tensor")
-    assert {s.data.shape for s in p["layers"]["q_proj"].addressable_shards} == {(2, 16, 4, 8)}
+    assert _spec(p["layers"]["q_proj"]) == (None, "tensor", None, "fsdp")
+    assert {s.data.shape for s in p["layers"]["q_proj"].addressable_shards} == {(2, 4, 8, 16)}

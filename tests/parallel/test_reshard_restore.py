@@ -56,8 +56,8 @@ def test_checkpoint_from_8_devices_restores_onto_4_and_trains_on(tmp_path):
         assert got.sharding == sh, jax.tree_util.keystr(path)
         assert {d.id for d in got.sharding.device_set} <= {d.id for d in mesh4.devices.flat}
     q = restored.params["layers"]["q_proj"]
-    assert tuple(q.sharding.spec) == (None, "fsdp") and q.sharding.mesh.shape["fsdp"] == 2
-    assert {s.data.shape for s in q.addressable_shards} == {(2, 16, 8, 8)}
+    assert tuple(q.sharding.spec) == (None, None, None, "fsdp") and q.sharding.mesh.shape["fsdp"] == 2
+    assert {s.data.shape for s in q.addressable_shards} == {(2, 8, 8, 16)}
     mu = restored.opt_state[1][0].mu["layers"]["q_proj"]  # AdamW's first moment follows its param
     assert mu.sharding == q.sharding
 

@@ -10,7 +10,7 @@ from siamgpt_jax.train.optimizer import OptimConfig, decay_mask, learning_rate_s
 
 
 def _direct_ce(h, w, t, m):
-    logits = (h @ w).astype(jnp.float32)
+    logits = (h @ w.T).astype(jnp.float32)  # w: [V, D], HF orientation
     logp = jax.nn.log_softmax(logits, -1)
     nll = -jnp.take_along_axis(logp, t[..., None], -1)[..., 0]
     return (nll * m).sum(), m.sum(), (jax.nn.logsumexp(logits, -1) ** 2 * m).sum()
@@ -20,7 +20,7 @@ def _direct_ce(h, w, t, m):
 def test_chunked_loss_matches_direct_including_ragged_chunks(chunk):
     k = jax.random.split(jax.random.key(0), 4)
     h = jax.random.normal(k[0], (2, 16, 8))
-    w = jax.random.normal(k[1], (8, 50))
+    w = jax.random.normal(k[1], (50, 8))
     t = jax.random.randint(k[2], (2, 16), 0, 50)
     m = (jax.random.uniform(k[3], (2, 16)) > 0.3).astype(jnp.float32)
     total, ce, n, z = chunked_cross_entropy(h, w, t, m, chunk=chunk, z_loss=1e-3)
@@ -40,7 +40,7 @@ def test_chunked_loss_matches_direct_including_ragged_chunks(chunk):
 def test_fused_loss_cotangent_scaling_stats_and_bf16():
     k = jax.random.split(jax.random.key(1), 3)
     h = jax.random.normal(k[0], (2, 8, 4))
-    w = jax.random.normal(k[1], (4, 11))
+    w = jax.random.normal(k[1], (11, 4))
     t = jax.random.randint(k[2], (2, 8), 0, 11)
     m = jnp.ones((2, 8))
     # an upstream cotangent (e.g. 1/num_tokens) scales the gradient
@@ -56,7 +56,7 @@ def test_fused_loss_cotangent_scaling_stats_and_bf16():
 
 def test_masked_tokens_contribute_nothing():
     h = jnp.ones((1, 4, 2))
-    w = jnp.ones((2, 3))
+    w = jnp.ones((3, 2))
     t = jnp.zeros((1, 4), jnp.int32)
     _, ce, n, _ = chunked_cross_entropy(h, w, t, jnp.zeros((1, 4)), chunk=2)
     assert float(ce) == 0.0 and float(n) == 0.0
