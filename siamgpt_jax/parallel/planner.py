@@ -64,8 +64,9 @@ class Hardware:
     dcn_bandwidth: float = 50e9  # bytes/s per device across hosts (400 Gb/s InfiniBand per GPU)
     matmul_efficiency: float = 0.7  # fraction of peak the matmuls reach
     # FSDP weights gathered at once, in units of `weight_gather_unit`: 2 layers on GPUs/TPUs (the
-    # next layer's gather overlaps this layer's compute); XLA:CPU's collectives are synchronous and
-    # it gathers each matrix right before its matmul, so there 1 "matrix" (the largest one)
+    # next layer's gather overlaps this layer's compute); XLA:CPU's collectives are synchronous (no
+    # prefetch), and its backward peak holds the whole layer's gathered matrices: 1 layer there.
+    # "matrix" (the largest one) models a runtime that frees each gather right after its matmul
     weight_gather_buffers: int = 2
     weight_gather_unit: Literal["layer", "matrix"] = "layer"
 
