@@ -35,7 +35,7 @@ def test_every_block_reads_the_same_bytes_as_slicing_the_reshaped_hf_tensor(kind
 
 
 def test_aligned_buffer_is_zeroed_and_adopted_by_device_put_on_cpu():
-    x = aligned.aligned_empty((3, 1000), np.float32)
+    x = aligned.aligned_empty((3, 1000), np.float32, populate=True)
     assert x.flags.c_contiguous and x.ctypes.data % 64 == 0 and not x.any()
     x[...] = 1.5
     y = jax.device_put(x, jax.devices("cpu")[0])
