@@ -76,12 +76,12 @@ class CrfModel:
         self.trans = np.zeros((n_labels, n_labels))
         tr = feats[feats["type"] == 1]
         self.trans[tr["src"], tr["dst"]] = tr["w"]
-        self._rows = dict(zip(attrs, map(tuple, state.tolist())))
+        self.rows = dict(zip(attrs, map(tuple, state.tolist())))  # attribute -> state weight per label
         self._zero = (0.0,) * n_labels
 
     def weights(self, attr: str) -> tuple[float, ...]:
         """State weight per label (model label order); zeros for an attribute the model lacks."""
-        return self._rows.get(attr, self._zero)
+        return self.rows.get(attr, self._zero)
 
 
 class _RowTable:
@@ -147,6 +147,15 @@ class CrfSentenceCutter:
             }
             for kind in ("ender", "starter")
         }
+        # word n-gram features the model knows, by (n, n-gram text): [(slot j, weights)]; an n-gram
+        # not in here (most trigrams) gets 0.0 from all its word features
+        self.word_weights: dict[tuple[int, str], list[tuple[int, tuple[float, ...]]]] = {}
+        for attr, w in model.rows.items():
+            name, _, text = attr.partition("=")
+            parts = name.split("_")
+            if parts[0] == "word" and len(parts) == 4:
+                n, o = int(parts[1]), int(parts[2])
+                self.word_weights.setdefault((n, text), []).append((o + 2, w))
         self._gram_rows: dict[tuple[str, ...], list[float]] = {}  # n-gram -> its features' weights, slot-major
         self._rows = _RowTable(2 * _WINDOW_SLOTS, self._position_row)
         self._kinds: dict[str, int] = {}
@@ -184,16 +193,16 @@ class CrfSentenceCutter:
         row = self._gram_rows.get(gram)
         if row is None:
             n = len(gram)
-            text = "|".join(gram)
             ender = starter = 0
             for t in gram:
                 ender, starter = 2 * ender + (t in self.enders), 2 * starter + (t in self.starters)
             row = []
-            for j, o in enumerate(range(-2, 4 - n)):
-                w = self.m.weights(f"word_{n}_{o}_{o + n}={text}")
-                e = self.flag_weights["ender"][n][j][ender]
-                s = self.flag_weights["starter"][n][j][starter]
-                row += (w[0] + e[0] + s[0], w[1] + e[1] + s[1])
+            for e, s in zip(self.flag_weights["ender"][n], self.flag_weights["starter"][n]):
+                e, s = e[ender], s[starter]
+                row += (e[0] + s[0], e[1] + s[1])
+            for j, w in self.word_weights.get((n, "|".join(gram)), ()):
+                row[2 * j] += w[0]
+                row[2 * j + 1] += w[1]
             if len(self._gram_rows) >= _RowTable.LIMIT:
                 self._gram_rows.clear()  # a memo, not a store: bound its memory on huge corpora
             self._gram_rows[gram] = row

@@ -127,8 +127,11 @@ def _read_lines(paths: list[Path]) -> Iterator[tuple[str, int, bytes]]:
                     yield str(path), n, raw
 
 
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps with these options
+
+
 def _dump(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return _LINE_ENCODER.encode(obj) + "\n"
 
 
 def _write_atomic(path: Path, lines: list[str]) -> None:

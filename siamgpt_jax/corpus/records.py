@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 SYSTEMCHAT, AUTOIF = "systemchat", "autoif"
+# json.dumps(key, ensure_ascii=False, sort_keys=True, separators=(",", ":")), without building an
+# encoder per record
+_ID_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 _ROLE_ALIASES = {"system": "system", "user": "user", "assistant": "assistant", "human": "user", "gpt": "assistant", "model": "assistant"}
 
 
@@ -52,8 +55,7 @@ class Record:
     def content_id(self) -> str:
         """Stable hash of what the model trains on and what it was checked against."""
         key = {"messages": self.messages, "instruction_id_list": self.instruction_ids, "kwargs": self.kwargs_list}
-        blob = json.dumps(key, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+        return hashlib.sha256(_ID_ENCODER.encode(key).encode("utf-8")).hexdigest()[:24]
 
 
 def parse_line(raw: bytes, limits: Limits = Limits()) -> Record:

@@ -52,6 +52,7 @@ class Instruction:
     describe_th: Callable[[dict[str, Any]], str]
     describe_en: Callable[[dict[str, Any]], str]
     alias_map: dict[str, str] = field(default_factory=dict, compare=False)
+    by_name: dict[str, Param] = field(default_factory=dict, compare=False)
 
     def normalize(self, kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """Validated kwargs with aliases resolved and defaults filled.
@@ -63,7 +64,7 @@ class Instruction:
             kwargs = {}
         if not isinstance(kwargs, dict):
             raise KwargsError(f"{self.id}: kwargs must be an object, got {type(kwargs).__name__}")
-        by_name = {p.name: p for p in self.params}
+        by_name = self.by_name
         out: dict[str, Any] = {}
         for key, value in kwargs.items():
             if value is None:
@@ -137,7 +138,7 @@ def register(
         if iid in REGISTRY:
             raise RuntimeError(f"instruction {iid!r} registered twice")
         alias_map = {a: p.name for p in params for a in p.aliases}
-        REGISTRY[iid] = Instruction(iid, family, params, fn, th, en, alias_map)
+        REGISTRY[iid] = Instruction(iid, family, params, fn, th, en, alias_map, {p.name: p for p in params})
         return fn
 
     return deco

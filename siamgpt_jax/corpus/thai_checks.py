@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -242,6 +243,8 @@ def _may_loop(text: str) -> bool:
     size = np.dtype(dtype).itemsize
     shifted = np.ndarray((width, n), dtype=dtype, buffer=buf, offset=size, strides=(size, size))  # row u-1: text[u:u+n]
     flat = (shifted == np.ndarray((n,), dtype=dtype, buffer=buf)).tobytes()
+    if flat.find(_LOOP_RUNS[1]) < 0:
+        return False  # every unit needs 7u >= 7 equal pairs in a row: none anywhere (the usual case)
     return any(flat.find(_LOOP_RUNS[u], (u - 1) * n, u * n) >= 0 for u in range(1, width + 1))
 
 
@@ -279,17 +282,29 @@ def find_loop(text: str) -> str | None:
     return None
 
 
-def _grams_may_repeat(words: list[str], n: int, max_repeats: int) -> bool:
-    """False only when no n-gram at a word start of " ".join(words) occurs more than max_repeats times.
+def most_repeated_gram(words: list[str], n: int, more_than: int) -> tuple[str, int]:
+    """The most frequent n-gram at a word start of " ".join(words) and its count (the first such
+    n-gram on ties), as Counter(...).most_common(1) gives it, whenever that count is above
+    `more_than`; otherwise some pair whose count is not above it.
 
     Two equal n-grams start with words that have the same first n characters (a shorter word is
-    followed by the space in both), so no such key repeating more than max_repeats times means no
-    n-gram does.
+    followed by the space in both), so only n-grams at words whose key is held by more than
+    `more_than` words can repeat that often: the others are never cut out and counted.
     """
-    if n <= 0:
-        return True
-    keys = words if max(map(len, words), default=0) < n else [w[:n] for w in words]
-    return len(keys) - len(set(keys)) >= max_repeats  # fewer duplicates: no key has max_repeats + 1 copies
+    keys = list(map(itemgetter(slice(0, n)), words))
+    if len(keys) - len(set(keys)) < more_than:
+        return "", 0  # too few duplicates for any key to have more_than + 1 copies
+    hot = {key for key, c in Counter(keys).items() if c > more_than}
+    if not hot:
+        return "", 0
+    flat = " ".join(words)
+    grams: Counter[str] = Counter()
+    start = 0
+    for word, key in zip(words, keys):
+        if key in hot and start + n <= len(flat):
+            grams[flat[start : start + n]] += 1
+        start += len(word) + 1
+    return grams.most_common(1)[0] if grams else ("", 0)
 
 
 @register(
@@ -304,9 +319,9 @@ def _grams_may_repeat(words: list[str], n: int, max_repeats: int) -> bool:
     en=lambda k: "Do not loop: no phrase or line may repeat over and over.",
 )
 def no_repetition(text: str, k: dict[str, Any]) -> Verdict:
-    lines = Counter(ln.strip() for ln in text.splitlines() if len(ln.strip()) >= k["min_line_chars"])
-    if lines:
-        line, n = lines.most_common(1)[0]
+    lines = [ln for ln in map(str.strip, text.splitlines()) if len(ln) >= k["min_line_chars"]]
+    if lines and len(lines) - len(set(lines)) >= k["max_line_repeats"]:  # else no line can repeat too often
+        line, n = Counter(lines).most_common(1)[0]
         if n > k["max_line_repeats"]:
             return Verdict(False, f"line repeated {n} times: {line[:60]!r}")
     loop = short_loop(text)
@@ -316,14 +331,9 @@ def no_repetition(text: str, k: dict[str, Any]) -> Verdict:
     # word start again and again, while ordinary prose almost never does.
     words = text.split()
     n = k["ngram_chars"]
-    if sum(map(len, words)) + max(len(words) - 1, 0) < n * (k["max_ngram_repeats"] + 1):  # len(flat) below
+    if sum(map(len, words)) + max(len(words) - 1, 0) < n * (k["max_ngram_repeats"] + 1):  # len(" ".join(words))
         return Verdict(True)
-    if not _grams_may_repeat(words, n, k["max_ngram_repeats"]):
-        return Verdict(True)
-    flat = " ".join(words)
-    starts = [0] + [m.end() for m in re.finditer(r" ", flat)]
-    grams = Counter(flat[i : i + n] for i in starts if i + n <= len(flat))
-    gram, count = grams.most_common(1)[0] if grams else ("", 0)
+    gram, count = most_repeated_gram(words, n, k["max_ngram_repeats"])
     if count > k["max_ngram_repeats"]:
         return Verdict(False, f"{n}-character phrase repeated {count} times: {gram!r}")
     return Verdict(True)

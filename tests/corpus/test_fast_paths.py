@@ -9,6 +9,7 @@
 import itertools
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -309,38 +310,45 @@ def test_loop_fast_reject_outside_cp874():
 # ---------------------------------------------------------------- no_repetition n-grams
 
 
-def _gram_verdict_reference(text: str, n: int, max_repeats: int) -> tuple[str, int]:
-    """The n-gram count as no_repetition first wrote it: every n-gram at a word start."""
+def _no_repetition_reference(text: str, k: dict) -> tuple[bool, str]:
+    """thai:no_repetition as first written: every line and every word-start n-gram counted."""
     import re
     from collections import Counter
 
+    lines = Counter(ln.strip() for ln in text.splitlines() if len(ln.strip()) >= k["min_line_chars"])
+    if lines:
+        line, n = lines.most_common(1)[0]
+        if n > k["max_line_repeats"]:
+            return False, f"line repeated {n} times: {line[:60]!r}"
+    loop = thai_checks.find_loop(text)
+    if loop:
+        return False, f"short unit repeated in a loop: {loop[:40]!r}"
     flat = " ".join(text.split())
+    n = k["ngram_chars"]
+    if len(flat) < n * (k["max_ngram_repeats"] + 1):
+        return True, ""
     starts = [0] + [m.end() for m in re.finditer(r" ", flat)]
     grams = Counter(flat[i : i + n] for i in starts if i + n <= len(flat))
-    return grams.most_common(1)[0] if grams else ("", 0)
+    gram, count = grams.most_common(1)[0] if grams else ("", 0)
+    if count > k["max_ngram_repeats"]:
+        return False, f"{n}-character phrase repeated {count} times: {gram!r}"
+    return True, ""
 
 
-def test_word_key_prefilter_never_hides_a_repeated_gram():
+def test_no_repetition_equals_counting_every_line_and_gram():
     rng = random.Random(8)
-    vocab = ["ก", "ขอ", "สวัสดีครับ", "*", "การเดินทางไปเชียงใหม่ในฤดูหนาวปีนี้สนุกมาก", "ab", "a" * 12, "ค่ะ"]
-    seen_fail = 0
-    for _ in range(3000):
-        words = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(0, 40))]
-        text = rng.choice([" ", "\n", "  "]).join(words)
+    vocab = ["ก", "ขอ", "สวัสดีครับ", "*", "การเดินทางไปเชียงใหม่ในฤดูหนาวปีนี้สนุกมาก", "ab", "a" * 12, "ค่ะ", "ขอบคุณมากครับ"]
+    outcomes = Counter()
+    for _ in range(4000):
+        words = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(1, 40))]
+        text = "".join(w + rng.choice([" ", "\n", "  ", " \n\n"]) for w in words)
         n, r = rng.choice([(30, 3), (5, 1), (10, 2), (1, 0), (0, 3)])
-        gram, count = _gram_verdict_reference(text, n, r)
-        may = thai_checks._grams_may_repeat(text.split(), n, r)
-        if count > r:
-            seen_fail += 1
-            assert may, (text, n, r)
-        if text.strip():
-            kw = {"ngram_chars": n, "max_ngram_repeats": r, "max_line_repeats": 99, "min_line_chars": 10}
-            v = check("thai:no_repetition", text, kw)
-            lines_or_loop = thai_checks.short_loop(text) is not None
-            if not lines_or_loop and len(" ".join(text.split())) >= n * (r + 1):
-                want = (False, f"{n}-character phrase repeated {count} times: {gram!r}") if count > r else (True, "")
-                assert (v.ok, v.reason) == want, (text, n, r)
-    assert seen_fail > 300
+        kw = {"ngram_chars": n, "max_ngram_repeats": r, "max_line_repeats": rng.choice([0, 1, 2, 5]), "min_line_chars": rng.choice([0, 3, 10])}
+        want = _no_repetition_reference(text, kw)
+        v = check("thai:no_repetition", text, kw)
+        assert (v.ok, v.reason) == want, (text, kw)
+        outcomes["pass" if want[0] else "phrase" if "phrase" in want[1] else want[1].split(" ")[0]] += 1
+    assert len(outcomes) == 4 and min(outcomes.values()) > 200, outcomes  # pass, line, loop and phrase verdicts all seen
 
 
 # ---------------------------------------------------------------- B.E. years prefilter
