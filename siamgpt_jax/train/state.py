@@ -16,7 +16,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from siamgpt_jax.parallel.rules import Rules, named_sharding
+from siamgpt_jax.model import qwen3
+from siamgpt_jax.parallel.rules import Rules
 
 
 @jax.tree_util.register_dataclass
@@ -57,14 +58,8 @@ class ModelDef:
         return out
 
     def param_shardings(self, mesh: Mesh, rules: Rules) -> dict[str, Any]:
-        shapes = nnx.to_pure_dict(self.template)
-        axes = self.logical_axes()
-        return jax.tree.map(
-            lambda shp, names: named_sharding(names, shp.shape, mesh, rules),
-            shapes,
-            axes,
-            is_leaf=lambda x: isinstance(x, tuple) or x is None,
-        )
+        """Nested dict (like params) of NamedShardings, by the model's own rule (qwen3.param_shardings)."""
+        return nnx.to_pure_dict(qwen3.param_shardings(self.template, mesh, rules))
 
 
 def _path_key(path) -> tuple:
