@@ -26,6 +26,7 @@ state scores with crfcut's own features summed, and the Viterbi with the two-sco
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import struct
 from pathlib import Path
@@ -105,7 +106,8 @@ class _RowTable:
             first = len(self.ids)
             while first + len(missing) > len(self.arr):
                 self.arr = np.concatenate([self.arr, np.zeros_like(self.arr)])
-            self.arr[first : first + len(missing)] = [self.make_row(k) for k in missing]
+            rows = itertools.chain.from_iterable(map(self.make_row, missing))
+            self.arr[first : first + len(missing)] = np.fromiter(rows, dtype=self.arr.dtype, count=len(missing) * self.arr.shape[1]).reshape(len(missing), -1)
             self.ids.update(zip(missing, range(first, first + len(missing))))
             ids = list(map(self.ids.get, keys))
         return self.arr[ids]
@@ -157,6 +159,13 @@ class CrfSentenceCutter:
                 n, o = int(parts[1]), int(parts[2])
                 self.word_weights.setdefault((n, text), []).append((o + 2, w))
         self._gram_rows: dict[tuple[str, ...], list[float]] = {}  # n-gram -> its features' weights, slot-major
+        self._pair_bases: dict[tuple[str, str], list[float]] = {}  # (a, b) -> unigram a + bigram a|b rows
+        # trigram flag weights per (ender bits, starter bits): 3 slots x 2 labels
+        self._trigram_flags = [
+            [[e[j][ebits][l] + s[j][sbits][l] for j in range(3) for l in (0, 1)] for sbits in range(8)]
+            for e, s in [(self.flag_weights["ender"][3], self.flag_weights["starter"][3])]
+            for ebits in range(8)
+        ]
         self._rows = _RowTable(2 * _WINDOW_SLOTS, self._position_row)
         self._kinds: dict[str, int] = {}
 
@@ -210,11 +219,27 @@ class CrfSentenceCutter:
 
     def _position_row(self, key: tuple[str, str, str]) -> list[float]:
         """What the unigram, bigram and trigram starting at one padded position add to the tokens
-        that read them: slot j goes to the token j positions to the left ((5 slots) x (I, E))."""
-        one = self._gram_row(key[:1])
-        two = self._gram_row(key[:2])
-        three = self._gram_row(key)
-        return [*(a + b + c for a, b, c in zip(one, two, three)), one[6] + two[6], one[7] + two[7], one[8], one[9]]
+        that read them: slot j goes to the token j positions to the left ((5 slots) x (I, E)).
+
+        Most trigrams are unknown to the model, so a new row is usually its (unigram + bigram)
+        row, cached per pair, plus the trigram's flag weights: a few additions, no string lookups
+        but one.
+        """
+        a, b, c = key
+        base = self._pair_bases.get((a, b))
+        if base is None:
+            one, two = self._gram_row((a,)), self._gram_row((a, b))
+            base = [x + y for x, y in zip(one, two)] + one[len(two) :]
+            if len(self._pair_bases) >= _RowTable.LIMIT:
+                self._pair_bases.clear()
+            self._pair_bases[a, b] = base
+        enders, starters = self.enders, self.starters
+        tri = self._trigram_flags[4 * (a in enders) + 2 * (b in enders) + (c in enders)][4 * (a in starters) + 2 * (b in starters) + (c in starters)]
+        row = [base[0] + tri[0], base[1] + tri[1], base[2] + tri[2], base[3] + tri[3], base[4] + tri[4], base[5] + tri[5], *base[6:]]
+        for j, w in self.word_weights.get((3, "|".join(key)), ()):
+            row[2 * j] += w[0]
+            row[2 * j + 1] += w[1]
+        return row
 
     def state_scores(self, toks: list[str]) -> np.ndarray:
         """(n, 2) CRF state scores: bias plus every feature's weight.

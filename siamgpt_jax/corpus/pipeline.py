@@ -102,7 +102,7 @@ def _verify_one(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_min
             runs.append((iid, v.ok))
             if not v.ok:
                 failures.append({"check": iid, "turn": turn, "reason": v.reason})
-    out: dict[str, Any] = {"stream": rec.stream, "runs": runs, "failures": failures, "id": rec.content_id()}
+    out: dict[str, Any] = {"stream": rec.stream, "runs": runs, "failures": failures, "id": rec.content_id(), "messages_json": rec.messages_json()}
     if failures:
         out.update(ok=False, kind="invalid" if invalid else "failed", record={"messages": rec.messages, **rec.extra})
     else:
@@ -132,6 +132,22 @@ _LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # j
 
 def _dump(obj: dict[str, Any]) -> str:
     return _LINE_ENCODER.encode(obj) + "\n"
+
+
+# The worker has already JSON-encoded each record's turns (for its content id); an output line
+# is encoded with this stand-in for the turns, which are then put in its place.
+_TURNS_STAND_IN = "\x00turns\x00"
+_TURNS_STAND_IN_JSON = json.encoder.encode_basestring(_TURNS_STAND_IN)
+
+
+def _dump_record(obj: dict[str, Any], record: dict[str, Any], messages_json: str | None) -> str:
+    """_dump(obj), where `record` is obj itself or obj["record"] and its turns are `messages_json`."""
+    if messages_json is not None and record.get("messages") is not None:
+        stand_in = {**record, "messages": _TURNS_STAND_IN}
+        line = _LINE_ENCODER.encode(stand_in if record is obj else {**obj, "record": stand_in})
+        if line.count(_TURNS_STAND_IN_JSON) == 1:  # else the stand-in text occurs in the data too
+            return line.replace(_TURNS_STAND_IN_JSON, messages_json) + "\n"
+    return _dump(obj)
 
 
 def _write_atomic(path: Path, lines: list[str]) -> None:
@@ -213,14 +229,16 @@ def run_verification(
         if res["ok"]:
             seen[res["id"]] = source
             record = {"id": res["id"], "stream": stream, "source": source, **{k: v for k, v in res["record"].items() if k not in ("id", "stream", "source")}}
-            verified_lines.append(_dump(record))
+            verified_lines.append(_dump_record(record, record, res.get("messages_json")))
             key = "verified"
         else:
             key = res["kind"]
             rej = {"source": source, "file": path, "line": line, "stream": stream, "kind": key, "failures": res["failures"]}
             if "record" in res:
                 rej["record"] = res["record"]
-            rejected_lines.append(_dump(rej))
+                rejected_lines.append(_dump_record(rej, res["record"], res.get("messages_json")))
+            else:
+                rejected_lines.append(_dump(rej))
             for check in dict.fromkeys(f["check"] for f in res["failures"]):
                 reasons[check] += 1
             if key == "invalid":

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SYSTEMCHAT, AUTOIF = "systemchat", "autoif"
 # json.dumps(key, ensure_ascii=False, sort_keys=True, separators=(",", ":")), without building an
 # encoder per record
 _ID_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_encode_str = json.encoder.encode_basestring  # what these encoders (ensure_ascii=False) write for a str
+_TURN_KEYS = ["role", "content"]
 _ROLE_ALIASES = {"system": "system", "user": "user", "assistant": "assistant", "human": "user", "gpt": "assistant", "model": "assistant"}
 
 
@@ -43,6 +46,7 @@ class Record:
     stream: str
     messages: list[dict[str, str]]
     extra: dict[str, Any]  # every other original field, kept in its original order
+    _turns_json: list[tuple[str, str]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def instruction_ids(self) -> list[str]:
@@ -53,9 +57,33 @@ class Record:
         return self.extra.get("kwargs") or []
 
     def content_id(self) -> str:
-        """Stable hash of what the model trains on and what it was checked against."""
-        key = {"messages": self.messages, "instruction_id_list": self.instruction_ids, "kwargs": self.kwargs_list}
-        return hashlib.sha256(_ID_ENCODER.encode(key).encode("utf-8")).hexdigest()[:24]
+        """Stable hash of what the model trains on and what it was checked against: sha256 of
+        json.dumps({"messages", "instruction_id_list", "kwargs"}, ensure_ascii=False,
+        sort_keys=True, separators=(",", ":")), written out from the turns' encoded strings."""
+        turns = self._encoded_turns()
+        if turns is None:
+            key = {"messages": self.messages, "instruction_id_list": self.instruction_ids, "kwargs": self.kwargs_list}
+            blob = _ID_ENCODER.encode(key)
+        else:
+            messages = ",".join(f'{{"content":{c},"role":{r}}}' for r, c in turns)
+            blob = f'{{"instruction_id_list":{_ID_ENCODER.encode(self.instruction_ids)},"kwargs":{_ID_ENCODER.encode(self.kwargs_list)},"messages":[{messages}]}}'
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+    def messages_json(self) -> str:
+        """json.dumps(self.messages, ensure_ascii=False, separators=(",", ":"))."""
+        turns = self._encoded_turns()
+        if turns is None:
+            return _LINE_ENCODER.encode(self.messages)
+        return "[" + ",".join(f'{{"role":{r},"content":{c}}}' for r, c in turns) + "]"
+
+    def _encoded_turns(self) -> list[tuple[str, str]] | None:
+        """Each turn's role and content JSON-encoded, once for the content id and the output line;
+        None unless every turn is {"role": str, "content": str} in that order (parse_line's shape)."""
+        if self._turns_json is None:
+            if not all(list(m) == _TURN_KEYS and type(m["role"]) is str and type(m["content"]) is str for m in self.messages):
+                return None
+            self._turns_json = [(_encode_str(m["role"]), _encode_str(m["content"])) for m in self.messages]
+        return self._turns_json
 
 
 def parse_line(raw: bytes, limits: Limits = Limits()) -> Record:

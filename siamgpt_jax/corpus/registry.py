@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -53,6 +54,9 @@ class Instruction:
     describe_en: Callable[[dict[str, Any]], str]
     alias_map: dict[str, str] = field(default_factory=dict, compare=False)
     by_name: dict[str, Param] = field(default_factory=dict, compare=False)
+    # normalize({}) once, for check() to pass to `fn` when no kwargs are given; None when a
+    # kwarg is required. Shared between calls: check functions only read their kwargs.
+    defaults: dict[str, Any] | None = field(default=None, compare=False)
 
     def normalize(self, kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """Validated kwargs with aliases resolved and defaults filled.
@@ -138,7 +142,10 @@ def register(
         if iid in REGISTRY:
             raise RuntimeError(f"instruction {iid!r} registered twice")
         alias_map = {a: p.name for p in params for a in p.aliases}
-        REGISTRY[iid] = Instruction(iid, family, params, fn, th, en, alias_map, {p.name: p for p in params})
+        ins = Instruction(iid, family, params, fn, th, en, alias_map, {p.name: p for p in params})
+        if not any(p.required for p in params):
+            ins = dataclasses.replace(ins, defaults=ins.normalize({}))
+        REGISTRY[iid] = ins
         return fn
 
     return deco

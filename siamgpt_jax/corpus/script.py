@@ -7,6 +7,8 @@ every assistant turn of a corpus.
 
 from __future__ import annotations
 
+import codecs
+import encodings.cp874
 import functools
 import re
 import unicodedata
@@ -121,6 +123,8 @@ _OTHER_LETTER_RUN_RE = re.compile(r"[^\W\d_\u0E00-\u0E7F]+")
 # every Thai turn) "how many characters match this class" is "how many of its bytes are in the
 # class's byte table", which bytes.translate counts in C; any other text takes the regex path.
 _CODEC = "cp874"
+_CP874_TABLE = encodings.cp874.encoding_table
+_charmap_encode = codecs.charmap_encode
 
 
 def _decoded(b: int) -> str | None:
@@ -142,7 +146,7 @@ def byte_table(char_re: re.Pattern) -> bytes:
 def single_bytes(text: str) -> bytes | None:
     """`text` in cp874 when every character has a byte there (then len(result) == len(text)), else None."""
     try:
-        return text.encode(_CODEC)
+        return _charmap_encode(text, "strict", _CP874_TABLE)[0]  # text.encode("cp874") minus the codec lookup
     except UnicodeEncodeError:
         return None
 

@@ -17,6 +17,8 @@ from siamgpt_jax.corpus.registry import Param, Verdict, register
 from siamgpt_jax.corpus.script import (
     ARABIC_DIGIT_RE,
     THAI_DIGIT_RE,
+    byte_table,
+    count_bytes_in,
     count_latin_letters,
     count_thai_letters,
     foreign_scripts,
@@ -95,6 +97,8 @@ def thai_orthography(text: str, k: dict[str, Any]) -> Verdict:
 
 # Digits glued to Latin letters are part of names (COVID-19, H2O, 5G, MP3), not numbers to restyle.
 _LATIN_ALNUM_RE = re.compile(r"[A-Za-z]+[-_]?\d[\w-]*|\d+[A-Za-z]\w*")
+_ASCII_LETTER_BYTES = byte_table(re.compile(r"[A-Za-z]"))
+_DIGIT_BYTES = {THAI_DIGIT_RE: byte_table(THAI_DIGIT_RE), ARABIC_DIGIT_RE: byte_table(ARABIC_DIGIT_RE)}
 
 
 @register(
@@ -104,12 +108,19 @@ _LATIN_ALNUM_RE = re.compile(r"[A-Za-z]+[-_]?\d[\w-]*|\d+[A-Za-z]\w*")
     en=lambda k: "Write every number with " + ("Thai digits (๐-๙)." if k["style"] == "thai" else "Arabic digits (0-9)."),
 )
 def thai_digits(text: str, k: dict[str, Any]) -> Verdict:
-    prose = _LATIN_ALNUM_RE.sub(" ", strip_code_and_urls(text))
+    prose = strip_code_and_urls(text)
     want, avoid = (THAI_DIGIT_RE, ARABIC_DIGIT_RE) if k["style"] == "thai" else (ARABIC_DIGIT_RE, THAI_DIGIT_RE)
-    bad = avoid.search(prose)
+    data = single_bytes(prose)
+    if data is not None and not count_bytes_in(data, _ASCII_LETTER_BYTES):
+        # _LATIN_ALNUM_RE needs an ASCII letter, so the prose stays as it is; digits are counted in bytes
+        bad = avoid.search(prose) if count_bytes_in(data, _DIGIT_BYTES[avoid]) else None
+        n = count_bytes_in(data, _DIGIT_BYTES[want])
+    else:
+        prose = _LATIN_ALNUM_RE.sub(" ", prose)
+        bad = avoid.search(prose)
+        n = len(want.findall(prose))
     if bad:
         return Verdict(False, f"{'Arabic' if k['style'] == 'thai' else 'Thai'} digit in {prose[max(0, bad.start() - 10): bad.end() + 10]!r}")
-    n = len(want.findall(prose))
     if n < k["min_count"]:
         return Verdict(False, f"{n} {k['style']} digits, need at least {k['min_count']}")
     return Verdict(True)

@@ -61,10 +61,11 @@ def check(instruction_id: str, response: str, kwargs: dict[str, Any] | None = No
     An empty or whitespace-only response never follows an instruction (IFEval's rule).
     """
     ins = lookup(instruction_id)
-    kw = ins.normalize(kwargs)
+    empty = kwargs is None or (isinstance(kwargs, dict) and not kwargs)
+    kw = ins.defaults if empty and ins.defaults is not None else ins.normalize(kwargs)
     if not isinstance(response, str):
         raise VerifierError(f"{instruction_id}: response must be a string, got {type(response).__name__}")
-    if not response.strip():
+    if not response or response.isspace():  # not response.strip(), without copying the response
         return Verdict(False, "empty response")
     if not loose:
         return ins.fn(response, kw)

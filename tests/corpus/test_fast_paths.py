@@ -369,3 +369,126 @@ def test_year_prefilter_never_hides_a_year():
             assert (fast.ok, fast.reason) == (slow.ok, slow.reason), prose
         hits += thai_checks._may_have_year(prose)
     assert 1000 < hits < 5000
+
+
+# ---------------------------------------------------------------- thai:digits byte counts
+
+
+def _digits_reference(text: str, k: dict) -> tuple[bool, str]:
+    """thai:digits as first written: the Latin-name scrub and two regex scans on every text."""
+    from siamgpt_jax.corpus.script import ARABIC_DIGIT_RE, THAI_DIGIT_RE, strip_code_and_urls
+
+    prose = thai_checks._LATIN_ALNUM_RE.sub(" ", strip_code_and_urls(text))
+    want, avoid = (THAI_DIGIT_RE, ARABIC_DIGIT_RE) if k["style"] == "thai" else (ARABIC_DIGIT_RE, THAI_DIGIT_RE)
+    bad = avoid.search(prose)
+    if bad:
+        return False, f"{'Arabic' if k['style'] == 'thai' else 'Thai'} digit in {prose[max(0, bad.start() - 10): bad.end() + 10]!r}"
+    n = len(want.findall(prose))
+    if n < k["min_count"]:
+        return False, f"{n} {k['style']} digits, need at least {k['min_count']}"
+    return True, ""
+
+
+def test_digits_byte_counts_equal_the_regex_scans():
+    parts = ["ก", "ข้อ", " ", "๑", "๒๕", "3", "12", "COVID-19", "H2O", "5G", "a", "`x1`", "é", "😀", "\n"]
+    rng = random.Random(11)
+    verdicts = Counter()
+    for _ in range(4000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 12)))
+        if not text.strip():
+            continue
+        kw = {"style": rng.choice(["thai", "arabic"]), "min_count": rng.choice([0, 1, 3])}
+        want = _digits_reference(text, kw)
+        v = check("thai:digits", text, kw)
+        assert (v.ok, v.reason) == want, (text, kw)
+        verdicts[want[0]] += 1
+    assert min(verdicts.values()) > 500
+
+
+def test_single_bytes_is_the_cp874_codec():
+    from siamgpt_jax.corpus import script
+
+    for t in _random_texts(500, 12, _CP874_CHARS + _OTHER_CHARS):
+        try:
+            want = t.encode("cp874")
+        except UnicodeEncodeError:
+            want = None
+        assert script.single_bytes.__wrapped__(t) == want
+
+
+# ---------------------------------------------------------------- check() with no kwargs
+
+
+def test_check_with_no_kwargs_uses_the_defaults_unchanged():
+    import copy
+
+    from siamgpt_jax.corpus.verify import REGISTRY, KwargsError
+
+    text = "สวัสดีครับ <<ชื่อเรื่อง>>\n* ข้อหนึ่ง ปี 2567 ค่ะ, ok\n\nป.ล. ขอบคุณ"
+    with_defaults = [ins for ins in REGISTRY.values() if ins.defaults is not None]
+    assert len(with_defaults) > 10
+    for ins in with_defaults:
+        before = copy.deepcopy(ins.defaults)
+        assert ins.defaults == ins.normalize({})
+        for kw in (None, {}):
+            got, want = check(ins.id, text, kw), ins.fn(text, ins.normalize({}))
+            assert (got.ok, got.reason) == (want.ok, want.reason), ins.id
+        assert ins.defaults == before, ins.id  # no check function wrote into its kwargs
+    for bad in ([], "", 0):
+        with pytest.raises(KwargsError):
+            check("thai:orthography", text, bad)
+    assert not check("thai:orthography", " \n\t", {}).ok
+
+
+# ---------------------------------------------------------------- JSON written from encoded turns
+
+
+def _record_lines() -> list[bytes]:
+    rng = random.Random(13)
+    strings = ["สวัสดีครับ", 'quote " and \\ backslash', "tab\tnew\nline", "\x00\x1f ctl", "😀 emoji", "\u2028", "\x00turns\x00", ""]
+    lines = []
+    for i in range(300):
+        turns = [{"role": r, "content": rng.choice(strings[:-1]) + str(i)} for r in ("user", "assistant")]
+        if rng.random() < 0.3:
+            turns = [{"from": {"user": "human", "assistant": "gpt"}[t["role"]], "value": t["content"]} for t in turns]
+        rec = {rng.choice(["messages", "conversations"]): turns}
+        for key in rng.sample(["id", "stream", "source", "meta", "instruction_id_list", "kwargs", "x"], rng.randint(0, 4)):
+            rec[key] = rng.choice([rng.choice(strings), 1.5, None, True, [1, "a"], {"b": [strings[1]], "a": 2}])
+        if rng.random() < 0.5:
+            rec["instruction_id_list"], rec["kwargs"] = ["thai:digits"], [{"style": "thai", "z": rng.choice(strings), "a": 1}]
+        lines.append(json.dumps(rec, ensure_ascii=rng.random() < 0.5).encode())
+    return lines
+
+
+def test_content_id_and_messages_json_equal_json_dumps():
+    import hashlib
+
+    from siamgpt_jax.corpus.records import RecordError, parse_line
+
+    checked = 0
+    for raw in _record_lines():
+        try:
+            rec = parse_line(raw)
+        except RecordError:
+            continue
+        key = {"messages": rec.messages, "instruction_id_list": rec.instruction_ids, "kwargs": rec.kwargs_list}
+        blob = json.dumps(key, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        assert rec.content_id() == hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+        assert rec.messages_json() == json.dumps(rec.messages, ensure_ascii=False, separators=(",", ":"))
+        checked += 1
+    assert checked > 200
+
+
+def test_output_lines_with_encoded_turns_equal_dumps():
+    from siamgpt_jax.corpus import pipeline
+    from siamgpt_jax.corpus.records import RecordError, parse_line
+
+    for raw in _record_lines():
+        try:
+            rec = parse_line(raw)
+        except RecordError:
+            continue
+        record = {"id": "x", "stream": "autoif", "source": "a:1", "messages": rec.messages, **{k: v for k, v in rec.extra.items() if k not in ("id", "stream", "source")}}
+        assert pipeline._dump_record(record, record, rec.messages_json()) == pipeline._dump(record)
+        rej = {"source": "a:1", "file": "a", "line": 1, "stream": "autoif", "kind": "failed", "failures": [{"check": "c", "reason": "\x00turns\x00"}], "record": {"messages": rec.messages, **rec.extra}}
+        assert pipeline._dump_record(rej, rej["record"], rec.messages_json()) == pipeline._dump(rej)
