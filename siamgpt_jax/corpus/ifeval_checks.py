@@ -222,7 +222,11 @@ def _postscript_pattern(marker: str) -> str:
     en=lambda k: f"At the end of your response, please explicitly add a postscript starting with {k['postscript_marker']}",
 )
 def _postscript(text: str, k: dict[str, Any]) -> Verdict:
-    ok = bool(re.search(_postscript_pattern(k["postscript_marker"]) + r".*$", text.lower(), flags=re.MULTILINE))
+    # IFEval searches marker_pattern + ".*$" (MULTILINE). The pattern opens with \s*, which may
+    # match nothing, and ".*$" always matches the rest of the line, so the marker's core alone is
+    # found exactly when the whole is; without the leading \s* the search skips ahead by literal.
+    core = _postscript_pattern(k["postscript_marker"]).removeprefix(r"\s*")
+    ok = bool(re.search(core, text.lower()))
     return Verdict(ok, "" if ok else f"no postscript marker {k['postscript_marker']}")
 
 
@@ -235,7 +239,10 @@ def _postscript(text: str, k: dict[str, Any]) -> Verdict:
     en=lambda k: f"Your answer must contain exactly {k['num_bullets']} bullet points. Use the markdown bullet points such as:\n* This is point 1.\n* This is point 2",
 )
 def _bullets(text: str, k: dict[str, Any]) -> Verdict:
-    n = len(re.findall(r"^\s*\*[^\*].*$", text, flags=re.MULTILINE)) + len(re.findall(r"^\s*-.*$", text, flags=re.MULTILINE))
+    # each pattern needs its marker character somewhere; without it its count is 0
+    stars = len(re.findall(r"^\s*\*[^\*].*$", text, flags=re.MULTILINE)) if "*" in text else 0
+    dashes = len(re.findall(r"^\s*-.*$", text, flags=re.MULTILINE)) if "-" in text else 0
+    n = stars + dashes
     return counted("bullet points", n, "exactly", k["num_bullets"])
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from siamgpt_jax.corpus.records import AUTOIF, Limits, RecordError, parse_line
+from siamgpt_jax.corpus.records import AUTOIF, Limits, RecordError, compact_json, parse_line
 
 CHUNK = 256
 # Instruction ids whose presence means the prompt asked for a non-Thai answer.
@@ -127,11 +127,11 @@ def _read_lines(paths: list[Path]) -> Iterator[tuple[str, int, bytes]]:
                     yield str(path), n, raw
 
 
-_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps with these options
+_line_json = compact_json(sort_keys=False)  # json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def _dump(obj: dict[str, Any]) -> str:
-    return _LINE_ENCODER.encode(obj) + "\n"
+    return _line_json(obj) + "\n"
 
 
 # The worker has already JSON-encoded each record's turns (for its content id); an output line
@@ -144,7 +144,7 @@ def _dump_record(obj: dict[str, Any], record: dict[str, Any], messages_json: str
     """_dump(obj), where `record` is obj itself or obj["record"] and its turns are `messages_json`."""
     if messages_json is not None and record.get("messages") is not None:
         stand_in = {**record, "messages": _TURNS_STAND_IN}
-        line = _LINE_ENCODER.encode(stand_in if record is obj else {**obj, "record": stand_in})
+        line = _line_json(stand_in if record is obj else {**obj, "record": stand_in})
         if line.count(_TURNS_STAND_IN_JSON) == 1:  # else the stand-in text occurs in the data too
             return line.replace(_TURNS_STAND_IN_JSON, messages_json) + "\n"
     return _dump(obj)

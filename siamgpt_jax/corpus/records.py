@@ -15,11 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SYSTEMCHAT, AUTOIF = "systemchat", "autoif"
-# json.dumps(key, ensure_ascii=False, sort_keys=True, separators=(",", ":")), without building an
-# encoder per record
-_ID_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_encode_str = json.encoder.encode_basestring  # what these encoders (ensure_ascii=False) write for a str
+_encode_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str
+
+
+def compact_json(sort_keys: bool):
+    """json.dumps(obj, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":")), as a function
+    that reuses one C encoder instead of building an encoder per call (values come from parsed
+    JSON, so they hold no reference cycles to check for)."""
+    encoder = json.JSONEncoder(ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"))
+    if json.encoder.c_make_encoder is None:
+        return encoder.encode
+    chunks = json.encoder.c_make_encoder(None, encoder.default, _encode_str, None, ":", ",", sort_keys, False, True)
+    return lambda obj: "".join(chunks(obj, 0))
+
+
+_id_json = compact_json(sort_keys=True)
+_line_json = compact_json(sort_keys=False)
 _TURN_KEYS = ["role", "content"]
 _ROLE_ALIASES = {"system": "system", "user": "user", "assistant": "assistant", "human": "user", "gpt": "assistant", "model": "assistant"}
 
@@ -63,17 +74,17 @@ class Record:
         turns = self._encoded_turns()
         if turns is None:
             key = {"messages": self.messages, "instruction_id_list": self.instruction_ids, "kwargs": self.kwargs_list}
-            blob = _ID_ENCODER.encode(key)
+            blob = _id_json(key)
         else:
             messages = ",".join(f'{{"content":{c},"role":{r}}}' for r, c in turns)
-            blob = f'{{"instruction_id_list":{_ID_ENCODER.encode(self.instruction_ids)},"kwargs":{_ID_ENCODER.encode(self.kwargs_list)},"messages":[{messages}]}}'
+            blob = f'{{"instruction_id_list":{_id_json(self.instruction_ids)},"kwargs":{_id_json(self.kwargs_list)},"messages":[{messages}]}}'
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
 
     def messages_json(self) -> str:
         """json.dumps(self.messages, ensure_ascii=False, separators=(",", ":"))."""
         turns = self._encoded_turns()
         if turns is None:
-            return _LINE_ENCODER.encode(self.messages)
+            return _line_json(self.messages)
         return "[" + ",".join(f'{{"role":{r},"content":{c}}}' for r, c in turns) + "]"
 
     def _encoded_turns(self) -> list[tuple[str, str]] | None:

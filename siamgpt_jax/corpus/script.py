@@ -96,7 +96,7 @@ def foreign_scripts(text: str, exempt: frozenset[str] = frozenset({"Greek"})) ->
     """{script name: first offending excerpt} for every non-Thai, non-Latin script in `text`."""
     found: dict[str, str] = {}
     data = single_bytes(text)
-    if data is not None and count_bytes_in(data, _FOREIGN_CANDIDATE_BYTES) == 0:
+    if data is not None and (not _FOREIGN_CANDIDATE_BYTES or count_bytes_in(data, _FOREIGN_CANDIDATE_BYTES) == 0):
         return found  # no candidate character at all (the case for every cp874-only text)
     for m in _FOREIGN_CANDIDATE_RE.finditer(text):
         name = script_of(m.group())
@@ -105,6 +105,7 @@ def foreign_scripts(text: str, exempt: frozenset[str] = frozenset({"Greek"})) ->
     return found
 
 
+@functools.lru_cache(maxsize=256)  # the pass asks for the same turn's prose from several checks
 def strip_code_and_urls(text: str) -> str:
     """`text` with code spans, fenced blocks, URLs and e-mail addresses replaced by a space."""
     if "`" not in text and "://" not in text and "www." not in text and "@" not in text:

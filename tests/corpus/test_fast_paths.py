@@ -492,3 +492,39 @@ def test_output_lines_with_encoded_turns_equal_dumps():
         assert pipeline._dump_record(record, record, rec.messages_json()) == pipeline._dump(record)
         rej = {"source": "a:1", "file": "a", "line": 1, "stream": "autoif", "kind": "failed", "failures": [{"check": "c", "reason": "\x00turns\x00"}], "record": {"messages": rec.messages, **rec.extra}}
         assert pipeline._dump_record(rej, rej["record"], rec.messages_json()) == pipeline._dump(rej)
+
+
+def test_compact_json_equals_json_dumps():
+    from siamgpt_jax.corpus.records import compact_json
+
+    values = [{"b": [1, 2.5, None, True], "a": {"y": "ไทย\n\"", "x": -0.0}}, "😀\x00", 1e300, [], {}, [{"z": 1, "a": [float("inf")]}]]
+    for sort_keys in (False, True):
+        dump = compact_json(sort_keys)
+        for v in values:
+            assert dump(v) == json.dumps(v, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------- postscript and bullets shortcuts
+
+
+def test_postscript_and_bullets_equal_the_full_patterns():
+    import re
+
+    from siamgpt_jax.corpus.ifeval_checks import _postscript_pattern
+
+    parts = ["ป.ล.", "ป. ล.", "ป.ป.ล.", "P.S.", "p. s", "P.P.S", "\n", " ", "  ", "* ", "*", "**", "- ", "-", "ข้อ", "ok", "\t", "\u2028"]
+    rng = random.Random(14)
+    seen = Counter()
+    for _ in range(4000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 10)))
+        if not text.strip():
+            continue
+        marker = rng.choice(["ป.ล.", "ป.ล", "ป.ป.ล.", "P.S.", "p.p.s", "หมายเหตุ", ""])
+        want = bool(re.search(_postscript_pattern(marker) + r".*$", text.lower(), flags=re.MULTILINE))
+        assert check("detectable_content:postscript", text, {"postscript_marker": marker}).ok == want, (text, marker)
+        bullets = len(re.findall(r"^\s*\*[^\*].*$", text, flags=re.MULTILINE)) + len(re.findall(r"^\s*-.*$", text, flags=re.MULTILINE))
+        for n in (bullets, bullets + 1):
+            v = check("detectable_format:number_bullet_lists", text, {"num_bullets": n})
+            assert (v.ok, v.reason) == (n == bullets, "" if n == bullets else f"bullet points: found {bullets}, need exactly {n}")
+        seen[want, min(bullets, 2)] += 1
+    assert len(seen) == 6
