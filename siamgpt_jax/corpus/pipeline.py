@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from siamgpt_jax.corpus import verify
 from siamgpt_jax.corpus.records import AUTOIF, Limits, RecordError, compact_json, parse_line
+from siamgpt_jax.corpus.script import thai_share
 
 CHUNK = 256
 # Instruction ids whose presence means the prompt asked for a non-Thai answer.
@@ -50,7 +52,7 @@ class Report:
 
 
 def _init_worker() -> None:
-    from siamgpt_jax.corpus import thai_text, verify  # noqa: F401  (import once per worker)
+    from siamgpt_jax.corpus import thai_text
 
     thai_text.count_words("อุ่นเครื่อง")  # loads newmm's dictionary now, not on the first record
 
@@ -58,16 +60,11 @@ def _init_worker() -> None:
 @functools.lru_cache(maxsize=4096)
 def _stability_verdict(iid: str, text: str):
     """A stability check with default kwargs: once per distinct turn text (turns repeat across a corpus)."""
-    from siamgpt_jax.corpus import verify
-
     return verify.check(iid, text, {})
 
 
 def _verify_one(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_min_share: float) -> dict[str, Any]:
     """Result dict: ok / stream / record or failures / per-check outcomes."""
-    from siamgpt_jax.corpus import verify
-    from siamgpt_jax.corpus.script import thai_share
-
     try:
         rec = parse_line(raw, limits)
     except RecordError as e:
