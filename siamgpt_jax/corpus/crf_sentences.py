@@ -193,6 +193,8 @@ class CrfSentenceCutter:
             start = e
         if start < len(line):
             out.extend(self.segment_chunk(line[start:]))
+        if "." not in line and "," not in line and ":" not in line:
+            return out  # rejoin_formatted_num joins only digit runs separated by . , or :
         return rejoin_formatted_num(out)
 
     # ------------------------------------------------------------ scores
@@ -292,7 +294,7 @@ class CrfSentenceCutter:
         ids = self.viterbi(self.state_scores(toks))
         if ids is None:
             return None
-        kinds = [self._kinds.get(t) for t in toks]
+        kinds = list(map(self._kinds.get, toks))
         if None in kinds:
             if len(self._kinds) >= _RowTable.LIMIT:
                 self._kinds.clear()

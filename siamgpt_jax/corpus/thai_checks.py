@@ -171,6 +171,17 @@ _YEAR_HEADS = tuple(sorted(
     {"ศ", "ศ.", "คริสต์ศักราช", "พุทธศักราช", "D", "D.", "E", "E.", "ปี"} | {m.replace("\\.", ".") for m in _MONTHS.split("|")})
 )
 _LONGEST_HEAD = max(map(len, _YEAR_HEADS))
+_DIGIT_MARKS = bytes.maketrans(bytes(range(256)), bytes(49 if b in byte_table(re.compile(r"\d")) else 48 for b in range(256)))  # '1' / '0'
+
+
+def _mark_runs(marks: bytes):
+    """Spans of the runs of 4+ b"1" in `marks` (one byte per character: the digits' spans)."""
+    start = marks.find(b"1111")
+    while start >= 0:  # the first "1111" at or after a "0" starts its run
+        end = marks.find(b"0", start)
+        end = len(marks) if end < 0 else end
+        yield start, end
+        start = marks.find(b"1111", end)
 
 
 def _may_have_year(prose: str) -> bool:
@@ -180,8 +191,9 @@ def _may_have_year(prose: str) -> bool:
     whitespace), or one followed (after whitespace) by A.D./C.E. Looking at the few digit runs and
     their neighbours is much cheaper than running the four patterns over the whole text.
     """
-    for m in _DIGIT_RUN_RE.finditer(prose):
-        a, b = m.span()
+    data = single_bytes(prose)
+    runs = (m.span() for m in _DIGIT_RUN_RE.finditer(prose)) if data is None else _mark_runs(data.translate(_DIGIT_MARKS))
+    for a, b in runs:
         head = prose[max(0, a - 64) : a].rstrip()
         if a > 64 and len(head) < _LONGEST_HEAD:
             head = prose[:a].rstrip()  # a long whitespace run: look further back

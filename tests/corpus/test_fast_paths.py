@@ -528,3 +528,16 @@ def test_postscript_and_bullets_equal_the_full_patterns():
             assert (v.ok, v.reason) == (n == bullets, "" if n == bullets else f"bullet points: found {bullets}, need exactly {n}")
         seen[want, min(bullets, 2)] += 1
     assert len(seen) == 6
+
+
+def test_digit_runs_from_byte_marks_equal_the_regex():
+    from siamgpt_jax.corpus import script
+
+    rng = random.Random(15)
+    for _ in range(5000):
+        t = "".join(rng.choice(["1", "๒", "a", " ", "12345", "ก", "٣"]) for _ in range(rng.randint(0, 12)))
+        data = script.single_bytes(t)
+        if data is None:
+            continue  # (Arabic-Indic digits are outside cp874: the regex path)
+        want = [m.span() for m in thai_checks._DIGIT_RUN_RE.finditer(t)]
+        assert list(thai_checks._mark_runs(data.translate(thai_checks._DIGIT_MARKS))) == want, t
