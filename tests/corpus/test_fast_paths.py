@@ -541,3 +541,15 @@ def test_digit_runs_from_byte_marks_equal_the_regex():
             continue  # (Arabic-Indic digits are outside cp874: the regex path)
         want = [m.span() for m in thai_checks._DIGIT_RUN_RE.finditer(t)]
         assert list(thai_checks._mark_runs(data.translate(thai_checks._DIGIT_MARKS))) == want, t
+
+
+def test_whitespace_chunks_are_str_split():
+    import re
+    import sys
+
+    space = re.compile(r"\s")
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        assert bool(space.fullmatch(ch)) == ch.isspace(), hex(cp)
+    for t in TRICKY + _random_texts(500, 16, [" ", "\t", "\n", "\u00a0", "\u2003", "\u200b", "ก", "a", "\x1c"]):
+        assert thai_text._WS_CHUNK_RE.findall(t) == t.split()
