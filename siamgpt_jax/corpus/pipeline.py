@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from siamgpt_jax.corpus import verify
-from siamgpt_jax.corpus.records import AUTOIF, Limits, RecordError, compact_json, parse_line
+from siamgpt_jax.corpus.records import AUTOIF, Limits, Record, RecordError, compact_json, parse_line
 from siamgpt_jax.corpus.script import thai_share
 
 CHUNK = 256
@@ -99,11 +99,18 @@ def _verify_one(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_min
             runs.append((iid, v.ok))
             if not v.ok:
                 failures.append({"check": iid, "turn": turn, "reason": v.reason})
-    out: dict[str, Any] = {"stream": rec.stream, "runs": runs, "failures": failures, "id": rec.content_id(), "messages_json": rec.messages_json()}
+    out: dict[str, Any] = {"stream": rec.stream, "runs": runs, "failures": failures, "id": rec.content_id()}
+    # The output line is written here, all but what only the parent knows (source, file, line), so
+    # the parent neither encodes the record again nor keeps its parsed turns alive.
     if failures:
-        out.update(ok=False, kind="invalid" if invalid else "failed", record={"messages": rec.messages, **rec.extra})
+        kind = "invalid" if invalid else "failed"
+        record = _record_json({"messages": rec.messages, **rec.extra}, rec)
+        tail = f',"stream":{_encode_str(rec.stream)},"kind":{_encode_str(kind)},"failures":{_line_json(failures)},"record":{record}}}\n'
+        out.update(ok=False, kind=kind, line_tail=tail)
     else:
-        out.update(ok=True, record={"id": out["id"], "stream": rec.stream, "messages": rec.messages, **rec.extra})
+        record = {"id": out["id"], "stream": rec.stream, "messages": rec.messages, **rec.extra}
+        kept = _record_json({k: v for k, v in record.items() if k not in ("id", "stream", "source")}, rec)
+        out.update(ok=True, line_tail="," + kept[1:] + "\n")  # the fields after "source"
     return out
 
 
@@ -134,17 +141,26 @@ def _dump(obj: dict[str, Any]) -> str:
 # The worker has already JSON-encoded each record's turns (for its content id); an output line
 # is encoded with this stand-in for the turns, which are then put in its place.
 _TURNS_STAND_IN = "\x00turns\x00"
-_TURNS_STAND_IN_JSON = json.encoder.encode_basestring(_TURNS_STAND_IN)
+_encode_str = json.encoder.encode_basestring  # what _line_json writes for a str
+_TURNS_STAND_IN_JSON = _encode_str(_TURNS_STAND_IN)
 
 
-def _dump_record(obj: dict[str, Any], record: dict[str, Any], messages_json: str | None) -> str:
-    """_dump(obj), where `record` is obj itself or obj["record"] and its turns are `messages_json`."""
-    if messages_json is not None and record.get("messages") is not None:
-        stand_in = {**record, "messages": _TURNS_STAND_IN}
-        line = _line_json(stand_in if record is obj else {**obj, "record": stand_in})
-        if line.count(_TURNS_STAND_IN_JSON) == 1:  # else the stand-in text occurs in the data too
-            return line.replace(_TURNS_STAND_IN_JSON, messages_json) + "\n"
-    return _dump(obj)
+def _record_json(record: dict[str, Any], rec: Record) -> str:
+    """_line_json(record), where record["messages"] is rec.messages, whose JSON rec already has."""
+    line = _line_json({**record, "messages": _TURNS_STAND_IN})
+    if line.count(_TURNS_STAND_IN_JSON) != 1:  # the stand-in text occurs in the data too
+        return _line_json(record)
+    return line.replace(_TURNS_STAND_IN_JSON, rec.messages_json())
+
+
+def _verified_line(res: dict[str, Any], stream: str, source: str) -> str:
+    """_dump({"id", "stream", "source", then the record's other fields}) from the worker's tail."""
+    return f'{{"id":{_encode_str(res["id"])},"stream":{_encode_str(stream)},"source":{_encode_str(source)}{res["line_tail"]}'
+
+
+def _rejected_line(res: dict[str, Any], source: str, path: str, line: int) -> str:
+    """_dump({"source", "file", "line", "stream", "kind", "failures", "record"}) from the worker's tail."""
+    return f'{{"source":{_encode_str(source)},"file":{_encode_str(path)},"line":{_line_json(line)}{res["line_tail"]}'
 
 
 def _write_atomic(path: Path, lines: list[str]) -> None:
@@ -212,7 +228,7 @@ def run_verification(
     runs: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     reasons: Counter[str] = Counter()
     invalid_msgs: list[str] = []
-    for (path, line, _), res in zip(items, results):
+    for (path, line, raw), res in zip(items, results):
         source = f"{path}:{line}"
         stream = res.get("stream") or "unknown"
         for stat in (report.per_stream.setdefault(stream, _zero()), report.per_file.setdefault(path, _zero())):
@@ -222,19 +238,21 @@ def run_verification(
             runs[iid][0] += 1
             runs[iid][1] += ok
         if res["ok"] and res["id"] in seen:
-            res = {**res, "ok": False, "kind": "duplicate", "failures": [{"check": "duplicate", "reason": f"exact duplicate of {seen[res['id']]}"}]}
+            res = {"stream": res["stream"], "runs": res["runs"], "id": res["id"], "ok": False, "kind": "duplicate",
+                   "failures": [{"check": "duplicate", "reason": f"exact duplicate of {seen[res['id']]}"}]}
         if res["ok"]:
             seen[res["id"]] = source
-            record = {"id": res["id"], "stream": stream, "source": source, **{k: v for k, v in res["record"].items() if k not in ("id", "stream", "source")}}
-            verified_lines.append(_dump_record(record, record, res.get("messages_json")))
+            verified_lines.append(_verified_line(res, stream, source))
             key = "verified"
         else:
             key = res["kind"]
-            rej = {"source": source, "file": path, "line": line, "stream": stream, "kind": key, "failures": res["failures"]}
-            if "record" in res:
-                rej["record"] = res["record"]
-                rejected_lines.append(_dump_record(rej, res["record"], res.get("messages_json")))
+            if "line_tail" in res:
+                rejected_lines.append(_rejected_line(res, source, path, line))
             else:
+                rej = {"source": source, "file": path, "line": line, "stream": stream, "kind": key, "failures": res["failures"]}
+                if key == "duplicate":  # rare: the record is parsed again rather than kept for every line
+                    rec = parse_line(raw, limits)
+                    rej["record"] = {"id": res["id"], "stream": rec.stream, "messages": rec.messages, **rec.extra}
                 rejected_lines.append(_dump(rej))
             for check in dict.fromkeys(f["check"] for f in res["failures"]):
                 reasons[check] += 1

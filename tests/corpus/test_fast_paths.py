@@ -452,7 +452,7 @@ def _record_lines() -> list[bytes]:
         if rng.random() < 0.3:
             turns = [{"from": {"user": "human", "assistant": "gpt"}[t["role"]], "value": t["content"]} for t in turns]
         rec = {rng.choice(["messages", "conversations"]): turns}
-        for key in rng.sample(["id", "stream", "source", "meta", "instruction_id_list", "kwargs", "x"], rng.randint(0, 4)):
+        for key in rng.sample(["id", "stream", "source", "meta", "x"], rng.randint(0, 4)):
             rec[key] = rng.choice([rng.choice(strings), 1.5, None, True, [1, "a"], {"b": [strings[1]], "a": 2}])
         if rng.random() < 0.5:
             rec["instruction_id_list"], rec["kwargs"] = ["thai:digits"], [{"style": "thai", "z": rng.choice(strings), "a": 1}]
@@ -479,7 +479,7 @@ def test_content_id_and_messages_json_equal_json_dumps():
     assert checked > 200
 
 
-def test_output_lines_with_encoded_turns_equal_dumps():
+def test_output_lines_from_worker_tails_equal_dumps():
     from siamgpt_jax.corpus import pipeline
     from siamgpt_jax.corpus.records import RecordError, parse_line
 
@@ -488,10 +488,17 @@ def test_output_lines_with_encoded_turns_equal_dumps():
             rec = parse_line(raw)
         except RecordError:
             continue
-        record = {"id": "x", "stream": "autoif", "source": "a:1", "messages": rec.messages, **{k: v for k, v in rec.extra.items() if k not in ("id", "stream", "source")}}
-        assert pipeline._dump_record(record, record, rec.messages_json()) == pipeline._dump(record)
-        rej = {"source": "a:1", "file": "a", "line": 1, "stream": "autoif", "kind": "failed", "failures": [{"check": "c", "reason": "\x00turns\x00"}], "record": {"messages": rec.messages, **rec.extra}}
-        assert pipeline._dump_record(rej, rej["record"], rec.messages_json()) == pipeline._dump(rej)
+        assert pipeline._record_json({"messages": rec.messages, **rec.extra}, rec) == pipeline._line_json({"messages": rec.messages, **rec.extra})
+        res = pipeline._verify_one(raw, pipeline.Limits(), (), 0.5)
+        record = {"id": res["id"], "stream": rec.stream, "messages": rec.messages, **rec.extra}
+        if res["ok"]:
+            want = pipeline._dump({"id": res["id"], "stream": rec.stream, "source": "dir/a.jsonl:7",
+                                   **{k: v for k, v in record.items() if k not in ("id", "stream", "source")}})
+            assert pipeline._verified_line(res, rec.stream, "dir/a.jsonl:7") == want
+        else:
+            want = pipeline._dump({"source": "dir/a.jsonl:7", "file": "dir/a.jsonl", "line": 7, "stream": rec.stream, "kind": res["kind"],
+                                   "failures": res["failures"], "record": {"messages": rec.messages, **rec.extra}})
+            assert pipeline._rejected_line(res, "dir/a.jsonl:7", "dir/a.jsonl", 7) == want
 
 
 def test_compact_json_equals_json_dumps():
