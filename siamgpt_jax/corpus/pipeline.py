@@ -9,6 +9,7 @@ names and renamed, so an interrupted run never leaves a file that looks complete
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -55,6 +56,14 @@ def _init_worker() -> None:
     from siamgpt_jax.corpus import thai_text
 
     thai_text.count_words("อุ่นเครื่อง")  # loads newmm's dictionary now, not on the first record
+
+
+def _init_pool_worker() -> None:
+    _init_worker()
+    # Everything that exists now (pythainlp's dictionary trie and the like: hundreds of thousands of
+    # containers) lives as long as the worker: leave it out of the cyclic GC's full scans, which
+    # the pass's allocations trigger (measured: 0.12 s of a 2.4 s pass, 0.01 s frozen).
+    gc.freeze()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -206,14 +215,18 @@ def run_verification(
     results: list[dict[str, Any]] = []
     if workers <= 1 or len(chunks) <= 1:
         _init_worker()
-        for job in jobs:
-            results.extend(_verify_chunk(job))
-            if bar:
-                bar.update(len(job[0]))
+        gc.freeze()  # as in a pool worker (see _init_pool_worker); handed back to the collector after the pass
+        try:
+            for job in jobs:
+                results.extend(_verify_chunk(job))
+                if bar:
+                    bar.update(len(job[0]))
+        finally:
+            gc.unfreeze()
     else:
         # fork is cheap and inherits the imported modules; spawn elsewhere (macOS, Windows).
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(min(workers, len(chunks)), initializer=_init_worker) as pool:
+        with ctx.Pool(min(workers, len(chunks)), initializer=_init_pool_worker) as pool:
             for res in pool.imap(_verify_chunk, jobs, chunksize=1):
                 results.extend(res)
                 if bar:
