@@ -560,3 +560,13 @@ def test_whitespace_chunks_are_str_split():
         assert bool(space.fullmatch(ch)) == ch.isspace(), hex(cp)
     for t in TRICKY + _random_texts(500, 16, [" ", "\t", "\n", "\u00a0", "\u2003", "\u200b", "ก", "a", "\x1c"]):
         assert thai_text._WS_CHUNK_RE.findall(t) == t.split()
+
+
+def test_in_process_pass_hands_the_heap_back_to_the_collector(tmp_path):
+    import gc
+
+    from siamgpt_jax.corpus.pipeline import run_verification
+
+    before = gc.get_freeze_count()
+    run_verification([ROOT / "data/samples/autoif_th_sample.jsonl"], tmp_path, workers=1, progress=False)
+    assert gc.get_freeze_count() == before
