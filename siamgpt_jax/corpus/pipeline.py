@@ -73,11 +73,22 @@ def _stability_verdict(iid: str, text: str):
 
 
 def _verify_one(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_min_share: float) -> dict[str, Any]:
-    """Result dict: ok / stream / record or failures / per-check outcomes."""
+    """Result dict: ok / stream / record or failures / per-check outcomes.
+
+    A record that breaks a check in a way no validation foresaw becomes an invalid record naming
+    the exception, so one odd line is reported and counted instead of ending a long pass.
+    """
     try:
-        rec = parse_line(raw, limits)
+        return _verify_record(raw, limits, stability, thai_min_share)
     except RecordError as e:
         return {"ok": False, "kind": "invalid", "stream": e.stream, "failures": [{"check": e.check, "reason": e.reason}], "runs": []}
+    except Exception as e:  # noqa: BLE001 - reported per record, see the docstring
+        reason = f"the verifier failed on this record: {type(e).__name__}: {e}"
+        return {"ok": False, "kind": "invalid", "stream": None, "failures": [{"check": "verifier_error", "reason": reason}], "runs": []}
+
+
+def _verify_record(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_min_share: float) -> dict[str, Any]:
+    rec = parse_line(raw, limits)
     failures: list[dict[str, Any]] = []
     runs: list[tuple[str, bool]] = []
     final = rec.messages[-1]["content"]

@@ -114,6 +114,8 @@ def parse_line(raw: bytes, limits: Limits = Limits()) -> Record:
     _validate_structure(messages, stream, limits)
     if stream == AUTOIF:
         _validate_autoif_fields(extra)
+    elif extra.get("kwargs") not in (None, []):  # constraints without ids cannot be checked
+        raise RecordError("bad_kwargs", "'kwargs' is given without 'instruction_id_list'", SYSTEMCHAT)
     return Record(stream, messages, extra)
 
 

@@ -72,6 +72,35 @@ def test_bad_input_never_crashes(tmp_path):
     assert not (tmp_path / "out2" / "verified.jsonl").exists()
 
 
+def test_wrongly_typed_kwargs_and_verifier_bugs_become_reported_records(tmp_path, monkeypatch):
+    from siamgpt_jax.corpus import verify
+
+    ok = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}\n'
+    src = tmp_path / "odd.jsonl"
+    src.write_bytes(
+        ok
+        + b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hey"}], "kwargs": 1.5}\n'
+        + b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], '
+        b'"instruction_id_list": ["punctuation:no_comma"], "kwargs": 1.5}\n'
+        + b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "z, z"}], '
+        b'"instruction_id_list": ["punctuation:no_comma"], "kwargs": [null]}\n'
+    )
+    real_check = verify.check
+
+    def buggy_check(iid, response, kwargs, **kw):  # a verifier bug on one record only
+        if response == "z, z":
+            raise ZeroDivisionError("boom")
+        return real_check(iid, response, kwargs, **kw)
+
+    monkeypatch.setattr(verify, "check", buggy_check)
+    report = run_verification([src], tmp_path / "out", workers=1, progress=False)
+    assert report.total == 4 and report.verified == 1 and report.invalid == 3
+    rejected = [json.loads(l) for l in (tmp_path / "out/rejected.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["line"], r["failures"][0]["check"]) for r in rejected] == [(2, "bad_kwargs"), (3, "bad_kwargs"), (4, "verifier_error")]
+    assert "given without 'instruction_id_list'" in rejected[0]["failures"][0]["reason"]
+    assert rejected[2]["failures"][0]["reason"] == "the verifier failed on this record: ZeroDivisionError: boom"
+
+
 def test_length_caps_and_prompt_response_form():
     from siamgpt_jax.corpus.records import Limits
 
