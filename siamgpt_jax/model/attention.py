@@ -9,8 +9,13 @@ Shapes: q [batch, seq, q_heads, head_dim]; k, v [batch, seq, kv_heads, head_dim]
 
 from __future__ import annotations
 
+import functools
+import logging
+
 import jax
 import jax.numpy as jnp
+
+log = logging.getLogger(__name__)
 
 ATTENTION_IMPLS = ("xla", "cudnn", "auto")
 
@@ -64,16 +69,42 @@ def cudnn_supported(q: jnp.ndarray) -> bool:
     return q.dtype in (jnp.bfloat16, jnp.float16) and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128
 
 
-def resolve(name: str, q: jnp.ndarray) -> str:
-    """'auto' -> 'cudnn' on GPU when cuDNN supports the dtype/shape, else 'xla'."""
+@functools.cache
+def cudnn_compiles(dtype, head_dim: int, q_heads: int, kv_heads: int) -> bool:
+    """Whether the fused path (with a packed-segment mask, forward and backward) compiles on the
+    default backend.
+
+    'auto' asks this once per shape family before choosing cuDNN, so a cuDNN/jax combination that
+    rejects the call falls back to the XLA path with a logged reason instead of failing the run.
+    """
+    def loss(q, k, v, seg):
+        return fused_attention(q, k, v, seg, scale=head_dim**-0.5).astype(jnp.float32).sum()
+
+    shapes = [jax.ShapeDtypeStruct((1, 128, n, head_dim), dtype) for n in (q_heads, kv_heads, kv_heads)]
+    try:
+        jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(
+            *shapes, jax.ShapeDtypeStruct((1, 128), jnp.int32)
+        ).compile()
+        return True
+    except Exception as e:  # noqa: BLE001 - any failure means "use the reference path"
+        log.warning("cuDNN attention is unavailable here (%s: %s); attention='auto' uses the XLA path",
+                    type(e).__name__, str(e).splitlines()[0][:300] if str(e) else "")
+        return False
+
+
+def resolve(name: str, q: jnp.ndarray, kv_heads: int | None = None) -> str:
+    """'auto' -> 'cudnn' on GPU when cuDNN supports the dtype/shape and compiles, else 'xla'."""
     if name != "auto":
         return name
     on_gpu = jax.default_backend() in ("gpu", "cuda")
-    return "cudnn" if on_gpu and cudnn_supported(q) else "xla"
+    if not (on_gpu and cudnn_supported(q)):
+        return "xla"
+    H, Dh = q.shape[-2], q.shape[-1]
+    return "cudnn" if cudnn_compiles(jnp.dtype(q.dtype), Dh, H, kv_heads or H) else "xla"
 
 
 def attention(q, k, v, segment_ids, *, scale: float, impl: str) -> jnp.ndarray:
-    impl = resolve(impl, q)
+    impl = resolve(impl, q, k.shape[-2])
     if impl == "xla":
         return xla_attention(q, k, v, segment_ids, scale=scale)
     return fused_attention(q, k, v, segment_ids, scale=scale, implementation="cudnn")

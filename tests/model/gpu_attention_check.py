@@ -24,7 +24,8 @@ rng = np.random.RandomState(0)
 B, S, H, K, Dh = 2, 512, 8, 2, 128
 q, k, v = (jnp.asarray(rng.randn(B, S, h, Dh), jnp.bfloat16) for h in (H, K, K))
 segs = jnp.asarray(np.concatenate([np.full((B, 300), 1), np.full((B, 200), 2), np.zeros((B, 12))], 1), jnp.int32)
-assert attn.resolve("auto", q) == "cudnn"
+assert attn.cudnn_compiles(jnp.dtype(jnp.bfloat16), Dh, H, K), "the cuDNN path does not compile here (see the warning)"
+assert attn.resolve("auto", q, K) == "cudnn"
 
 
 def run(impl):

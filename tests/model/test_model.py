@@ -124,6 +124,15 @@ def test_auto_picks_xla_off_gpu_and_cudnn_only_for_supported_inputs():
     assert not attn.cudnn_supported(jnp.zeros((1, 8, 4, 256), jnp.bfloat16))
 
 
+def test_a_fused_path_that_does_not_compile_is_reported_and_auto_falls_back(caplog):
+    # On CPU the cuDNN call cannot compile: the probe must say so (logged, not raised), which is
+    # what makes attention="auto" fall back to the XLA path on a GPU whose cuDNN rejects the call.
+    attn.cudnn_compiles.cache_clear()
+    with caplog.at_level("WARNING", logger="siamgpt_jax.model.attention"):
+        assert attn.cudnn_compiles(jnp.dtype(jnp.bfloat16), 64, 8, 2) is False
+    assert "cuDNN attention is unavailable here" in caplog.text
+
+
 def test_sharded_init_places_each_param_on_its_logical_sharding():
     mesh = jax.make_mesh((2, 4), ("fsdp", "tensor"))
     model = init_model(CFG, mesh=mesh)
