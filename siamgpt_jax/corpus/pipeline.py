@@ -185,11 +185,14 @@ def _rejected_line(res: dict[str, Any], source: str, path: str, line: int) -> st
 
 def _write_atomic(path: Path, lines: list[str]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(lines)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only still there when the write failed
 
 
 def run_verification(
@@ -298,6 +301,9 @@ def run_verification(
         raise InvalidInputError(f"{len(invalid_msgs)} invalid record(s):\n  {shown}{more}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # report.json is the completion marker: an earlier run's is removed first and the new one is
+    # written last, so a pass interrupted between files never leaves a folder that looks complete.
+    (out_dir / "report.json").unlink(missing_ok=True)
     _write_atomic(out_dir / "verified.jsonl", verified_lines)
     _write_atomic(out_dir / "rejected.jsonl", rejected_lines)
     _write_atomic(out_dir / "report.json", [report.to_json()])

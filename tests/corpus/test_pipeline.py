@@ -101,6 +101,27 @@ def test_wrongly_typed_kwargs_and_verifier_bugs_become_reported_records(tmp_path
     assert rejected[2]["failures"][0]["reason"] == "the verifier failed on this record: ZeroDivisionError: boom"
 
 
+def test_an_interrupted_rerun_leaves_no_report(tmp_path, monkeypatch):
+    from siamgpt_jax.corpus import pipeline
+
+    src = tmp_path / "one.jsonl"
+    src.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
+    run_verification([src], tmp_path / "out", workers=1, progress=False)
+    assert (tmp_path / "out/report.json").is_file()
+    real = pipeline._write_atomic
+
+    def dies_on_rejected(path, lines):
+        if path.name == "rejected.jsonl":
+            raise KeyboardInterrupt
+        real(path, lines)
+
+    monkeypatch.setattr(pipeline, "_write_atomic", dies_on_rejected)
+    with pytest.raises(KeyboardInterrupt):
+        run_verification([src], tmp_path / "out", workers=1, progress=False)
+    assert not (tmp_path / "out/report.json").exists()  # the folder does not look complete
+    assert not list((tmp_path / "out").glob(".*tmp*"))
+
+
 def test_length_caps_and_prompt_response_form():
     from siamgpt_jax.corpus.records import Limits
 
