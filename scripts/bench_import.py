@@ -8,6 +8,7 @@ import/raw ratio, and peak RSS above the post-import-of-jax baseline against the
 size + the largest tensor.
 
     python3 scripts/bench_import.py [--dir /tmp/bench_import] [--layers 8] [--baseline COMMIT]
+        [--vocab 32000 --hidden 2048 --mlp 5504 --shard-bytes 500000000]  (the defaults: ~2 GB, 5 shards)
 
 --baseline COMMIT also imports with that commit's `siamgpt_jax` (extracted with `git archive`) in
 the same interleaved run, so old and new are compared side by side on the same page-cache state.
@@ -28,13 +29,14 @@ from pathlib import Path
 sys.path.insert(0, os.environ.get("SIAMGPT_SRC") or str(Path(__file__).resolve().parents[1]))
 
 
-def _config(layers: int) -> dict:
-    return dict(model_type="qwen3", vocab_size=32000, hidden_size=2048, intermediate_size=5504,
+def _config(layers: int, vocab: int = 32000, hidden: int = 2048, mlp: int = 5504) -> dict:
+    return dict(model_type="qwen3", vocab_size=vocab, hidden_size=hidden, intermediate_size=mlp,
                 num_hidden_layers=layers, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
                 tie_word_embeddings=False, max_window_layers=layers)
 
 
-def write_checkpoint(path: Path, layers: int) -> None:
+def write_checkpoint(path: Path, layers: int, vocab: int = 32000, hidden: int = 2048, mlp: int = 5504,
+                     shard_bytes: int = 500_000_000) -> None:
     import numpy as np
     from safetensors.numpy import save_file
     from tqdm import tqdm
@@ -42,7 +44,7 @@ def write_checkpoint(path: Path, layers: int) -> None:
     from siamgpt_jax.convert import names
     from siamgpt_jax.model.config import Qwen3Config
 
-    cfg = _config(layers)
+    cfg = _config(layers, vocab, hidden, mlp)
     config = Qwen3Config.from_hf_dict(cfg)
     shapes = names.expected_hf_shapes(config)
     path.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,7 @@ def write_checkpoint(path: Path, layers: int) -> None:
     shards, cur, size = [], {}, 0
     for name, shape in shapes.items():
         n = int(np.prod(shape)) * 4
-        if cur and size + n > 500_000_000:
+        if cur and size + n > shard_bytes:
             shards.append(cur)
             cur, size = {}, 0
         cur[name] = shape
@@ -121,6 +123,10 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--dir", default="/tmp/bench_import")
     p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--vocab", type=int, default=32000)
+    p.add_argument("--hidden", type=int, default=2048)
+    p.add_argument("--mlp", type=int, default=5504)
+    p.add_argument("--shard-bytes", type=int, default=500_000_000)
     p.add_argument("--baseline", help="also time this commit's load_hf, side by side")
     p.add_argument("--child", choices=["raw", "import", "fill"])
     a = p.parse_args()
@@ -129,7 +135,7 @@ def main() -> None:
         print(json.dumps(child(a.child, path)))
         return
     if not (path / "config.json").exists():
-        write_checkpoint(path, a.layers)
+        write_checkpoint(path, a.layers, a.vocab, a.hidden, a.mlp, a.shard_bytes)
     modes = ["raw", "import", "fill"] + (["baseline"] if a.baseline else [])
     src = _extract(a.baseline) if a.baseline else None
     results = []

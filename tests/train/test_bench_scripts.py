@@ -65,3 +65,27 @@ def test_gpu_check_runs_on_cpu_at_tiny_size():
     assert out["devices"] == 8 and out["seq_len"] == 64 and out["batch"] == 8
     assert out["tokens_per_s"] > 0 and out["step_s"] > 0
     assert math.isfinite(out["loss"]) and out["loss"] > 0
+
+
+def test_bench_import_runs_with_a_baseline(tmp_path):
+    # --baseline extracts HEAD's package with git archive and times its load_hf in the same run
+    proc = _run(
+        ["scripts/bench_import.py", "--dir", str(tmp_path / "ckpt"), "--layers", "2", "--vocab", "512", "--hidden", "64",
+         "--mlp", "128", "--shard-bytes", "300000", "--baseline", "HEAD"],
+        xla_flags=None, timeout=240,
+    )
+    assert len(list((tmp_path / "ckpt").glob("*.safetensors"))) > 1  # a multi-shard checkpoint
+    assert "raw read" in proc.stdout and "ratio" in proc.stdout
+    assert "baseline HEAD: import" in proc.stdout and "goal: peak <= that" in proc.stdout
+
+
+def test_bench_verify_runs_and_compares_outputs_with_a_baseline():
+    proc = _run(["scripts/bench_verify.py", "--pairs", "40", "--baseline", "HEAD"], xla_flags=None, timeout=240)
+    assert "pairs/s/core" in proc.stdout
+    assert "outputs byte-identical: True" in proc.stdout  # HEAD's pass and this one agree
+
+
+def test_bench_step_runs_at_a_tiny_size():
+    proc = _run(["scripts/bench_step.py", "--layers", "1", "--hidden", "64", "--seq", "32", "--vocab", "256", "--reps", "1"],
+                xla_flags=None, timeout=240)
+    assert "ratio jax/torch" in proc.stdout
