@@ -91,6 +91,18 @@ def test_restore_resumes_exactly(tok, corpus, num_workers):
         i.close()
 
 
+@pytest.mark.slow
+def test_batches_do_not_depend_on_the_number_of_workers(tok, corpus):
+    batches = {}
+    for workers in (0, 2):
+        it = iter(make_loader(cfg_for(corpus, num_workers=workers), tok, batch_size=2, seed=0, process_index=0, process_count=1))
+        batches[workers] = take(it, 6)  # crosses an epoch boundary
+        it.close()
+    for x, y in zip(batches[0], batches[2]):
+        for k in BATCH_KEYS:
+            np.testing.assert_array_equal(x[k], y[k])
+
+
 def test_two_process_shards_disjoint_and_complete(tok, corpus, encoded):
     ids_per_process = []
     for p in range(2):
