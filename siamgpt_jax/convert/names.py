@@ -13,7 +13,6 @@ reshape of the HF tensor, never a transpose:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import prod
 
 import numpy as np
 
@@ -64,12 +63,16 @@ def layer_shape(config: Qwen3Config, entry: Entry) -> tuple[int, ...]:
 
 
 def hf_shape(config: Qwen3Config, entry: Entry) -> tuple[int, ...]:
-    s = layer_shape(config, entry)
-    if entry.kind == "copy":
-        return s
+    return _hf_layer_shape(entry, layer_shape(config, entry))
+
+
+def _hf_layer_shape(entry: Entry, s: tuple[int, ...]) -> tuple[int, ...]:
+    """The HF shape of one layer's model tensor of shape `s` (the reshape of the table above)."""
     if entry.kind == "heads_rows":
         return (s[0] * s[1], s[2])
-    return (s[0], s[1] * s[2])  # heads_cols
+    if entry.kind == "heads_cols":
+        return (s[0], s[1] * s[2])
+    return tuple(s)  # copy
 
 
 def hf_names(config: Qwen3Config, entry: Entry) -> list[str]:
@@ -94,13 +97,7 @@ def expected_hf_shapes(config: Qwen3Config) -> dict[str, tuple[int, ...]]:
 
 def to_hf(entry: Entry, x: np.ndarray) -> np.ndarray:
     """One layer's model tensor -> the HF tensor (a reshape: same bytes, C order)."""
-    if entry.kind == "heads_rows":
-        shape = (x.shape[0] * x.shape[1], x.shape[2])
-    elif entry.kind == "heads_cols":
-        shape = (x.shape[0], x.shape[1] * x.shape[2])
-    else:
-        shape = x.shape
-    return np.ascontiguousarray(x).reshape(shape)
+    return np.ascontiguousarray(x).reshape(_hf_layer_shape(entry, x.shape))
 
 
 def hf_index(entry: Entry, model_shape: tuple[int, ...], index: tuple[slice, ...]) -> tuple[slice, ...] | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from siamgpt_jax.corpus import verify
-from siamgpt_jax.corpus.records import AUTOIF, Limits, Record, RecordError, compact_json, parse_line
+from siamgpt_jax.corpus.records import AUTOIF, Limits, Record, RecordError, encode_str, line_json, parse_line
 from siamgpt_jax.corpus.script import thai_share
 
 CHUNK = 256
@@ -125,7 +125,7 @@ def _verify_record(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_
     if failures:
         kind = "invalid" if invalid else "failed"
         record = _record_json({"messages": rec.messages, **rec.extra}, rec)
-        tail = f',"stream":{_encode_str(rec.stream)},"kind":{_encode_str(kind)},"failures":{_line_json(failures)},"record":{record}}}\n'
+        tail = f',"stream":{encode_str(rec.stream)},"kind":{encode_str(kind)},"failures":{line_json(failures)},"record":{record}}}\n'
         out.update(ok=False, kind=kind, line_tail=tail)
     else:
         record = {"id": out["id"], "stream": rec.stream, "messages": rec.messages, **rec.extra}
@@ -151,36 +151,32 @@ def _read_lines(paths: list[Path]) -> Iterator[tuple[str, int, bytes]]:
                     yield str(path), n, raw
 
 
-_line_json = compact_json(sort_keys=False)  # json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 def _dump(obj: dict[str, Any]) -> str:
-    return _line_json(obj) + "\n"
+    return line_json(obj) + "\n"
 
 
 # The worker has already JSON-encoded each record's turns (for its content id); an output line
 # is encoded with this stand-in for the turns, which are then put in its place.
 _TURNS_STAND_IN = "\x00turns\x00"
-_encode_str = json.encoder.encode_basestring  # what _line_json writes for a str
-_TURNS_STAND_IN_JSON = _encode_str(_TURNS_STAND_IN)
+_TURNS_STAND_IN_JSON = encode_str(_TURNS_STAND_IN)
 
 
 def _record_json(record: dict[str, Any], rec: Record) -> str:
-    """_line_json(record), where record["messages"] is rec.messages, whose JSON rec already has."""
-    line = _line_json({**record, "messages": _TURNS_STAND_IN})
+    """line_json(record), where record["messages"] is rec.messages, whose JSON rec already has."""
+    line = line_json({**record, "messages": _TURNS_STAND_IN})
     if line.count(_TURNS_STAND_IN_JSON) != 1:  # the stand-in text occurs in the data too
-        return _line_json(record)
+        return line_json(record)
     return line.replace(_TURNS_STAND_IN_JSON, rec.messages_json())
 
 
 def _verified_line(res: dict[str, Any], stream: str, source: str) -> str:
     """_dump({"id", "stream", "source", then the record's other fields}) from the worker's tail."""
-    return f'{{"id":{_encode_str(res["id"])},"stream":{_encode_str(stream)},"source":{_encode_str(source)}{res["line_tail"]}'
+    return f'{{"id":{encode_str(res["id"])},"stream":{encode_str(stream)},"source":{encode_str(source)}{res["line_tail"]}'
 
 
 def _rejected_line(res: dict[str, Any], source: str, path: str, line: int) -> str:
     """_dump({"source", "file", "line", "stream", "kind", "failures", "record"}) from the worker's tail."""
-    return f'{{"source":{_encode_str(source)},"file":{_encode_str(path)},"line":{_line_json(line)}{res["line_tail"]}'
+    return f'{{"source":{encode_str(source)},"file":{encode_str(path)},"line":{line_json(line)}{res["line_tail"]}'
 
 
 def _write_atomic(path: Path, lines: list[str]) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SYSTEMCHAT, AUTOIF = "systemchat", "autoif"
-_encode_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str
+encode_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str
 
 
 def compact_json(sort_keys: bool):
@@ -25,12 +25,12 @@ def compact_json(sort_keys: bool):
     encoder = json.JSONEncoder(ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"))
     if json.encoder.c_make_encoder is None:
         return encoder.encode
-    chunks = json.encoder.c_make_encoder(None, encoder.default, _encode_str, None, ":", ",", sort_keys, False, True)
+    chunks = json.encoder.c_make_encoder(None, encoder.default, encode_str, None, ":", ",", sort_keys, False, True)
     return lambda obj: "".join(chunks(obj, 0))
 
 
 _id_json = compact_json(sort_keys=True)
-_line_json = compact_json(sort_keys=False)
+line_json = compact_json(sort_keys=False)  # json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 _TURN_KEYS = ["role", "content"]
 _ROLE_ALIASES = {"system": "system", "user": "user", "assistant": "assistant", "human": "user", "gpt": "assistant", "model": "assistant"}
 
@@ -84,7 +84,7 @@ class Record:
         """json.dumps(self.messages, ensure_ascii=False, separators=(",", ":"))."""
         turns = self._encoded_turns()
         if turns is None:
-            return _line_json(self.messages)
+            return line_json(self.messages)
         return "[" + ",".join(f'{{"role":{r},"content":{c}}}' for r, c in turns) + "]"
 
     def _encoded_turns(self) -> list[tuple[str, str]] | None:
@@ -93,7 +93,7 @@ class Record:
         if self._turns_json is None:
             if not all(list(m) == _TURN_KEYS and type(m["role"]) is str and type(m["content"]) is str for m in self.messages):
                 return None
-            self._turns_json = [(_encode_str(m["role"]), _encode_str(m["content"])) for m in self.messages]
+            self._turns_json = [(encode_str(m["role"]), encode_str(m["content"])) for m in self.messages]
         return self._turns_json
 
 

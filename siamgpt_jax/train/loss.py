@@ -4,9 +4,10 @@ The [tokens, vocab] fp32 logits never exist whole: a scan walks the sequence `ch
 time. Under differentiation the same pass also computes the gradients: for a chunk,
 d(loss)/d(logits) = softmax - onehot (plus the z-loss term) is known as soon as the logits are, so
 dh = dlogits @ W and dW += dlogits^T @ h (W is [V, D], HF's orientation, the embedding when tied)
-are formed right there and the logits are dropped. That is 3 vocab-sized matmuls per token (like an unchunked backward) instead of the 4 a
-rematerialised chunk costs, and only dh and dW are kept for the backward pass. For Qwen3
-(V = 151,936) at 4,096 tokens the full logits would be 2.5 GB per sequence.
+are formed right there and the logits are dropped. That is 3 vocab-sized matmuls per token (like
+an unchunked backward) instead of the 4 a rematerialised chunk costs, and only dh and dW are kept
+for the backward pass. For Qwen3 (V = 151,936) at 4,096 tokens the full logits would be 2.5 GB
+per sequence.
 """
 
 from __future__ import annotations

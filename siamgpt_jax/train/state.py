@@ -47,16 +47,6 @@ class ModelDef:
         nnx.replace_by_pure_dict(state, params)
         return nnx.merge(self.graphdef, state, self.rest)
 
-    def logical_axes(self) -> dict[str, Any]:
-        """Nested dict (like params) of each parameter's logical axis names."""
-        out: dict[str, Any] = {}
-        for path, var in nnx.to_flat_state(self.template):
-            node = out
-            for key in path[:-1]:
-                node = node.setdefault(key, {})
-            node[path[-1]] = var.get_metadata().get("logical_axes")
-        return out
-
     def param_shardings(self, mesh: Mesh, rules: Rules) -> dict[str, Any]:
         """Nested dict (like params) of NamedShardings, by the model's own rule (qwen3.param_shardings)."""
         return nnx.to_pure_dict(qwen3.param_shardings(self.template, mesh, rules))
