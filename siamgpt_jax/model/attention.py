@@ -1,6 +1,11 @@
-"""Causal GQA self-attention with packed-segment masking: an XLA reference path and a fused path.
+"""Causal GQA self-attention with packed-segment masking.
 
-Both paths share one mask rule (`segment_causal_mask`): token i may attend to token j when j <= i
+Three paths: `xla`, the plain reference (full [S, S] scores, autodiff backward); `chunked`, the same
+math in query blocks with a flash-style backward (model/chunked_attention.py: no [S, S] tensors
+kept, masked blocks skipped); and `cudnn`, the fused GPU kernel. `auto` takes cuDNN on a GPU where
+it compiles, else `chunked`.
+
+All paths share one mask rule (`segment_causal_mask`): token i may attend to token j when j <= i
 and both carry the same segment id. Segment 0 (padding) attends within itself, so no softmax row
 is ever empty and padding never produces NaNs; the loss masks those tokens anyway.
 
@@ -15,9 +20,11 @@ import logging
 import jax
 import jax.numpy as jnp
 
+from siamgpt_jax.model.chunked_attention import chunked_attention
+
 log = logging.getLogger(__name__)
 
-ATTENTION_IMPLS = ("xla", "cudnn", "auto")
+ATTENTION_IMPLS = ("xla", "chunked", "cudnn", "auto")
 
 
 def validate_attention(name: str) -> str:
@@ -75,7 +82,7 @@ def cudnn_compiles(dtype, head_dim: int, q_heads: int, kv_heads: int) -> bool:
     default backend.
 
     'auto' asks this once per shape family before choosing cuDNN, so a cuDNN/jax combination that
-    rejects the call falls back to the XLA path with a logged reason instead of failing the run.
+    rejects the call falls back to the chunked XLA path with a logged reason instead of failing the run.
     """
     def loss(q, k, v, seg):
         return fused_attention(q, k, v, seg, scale=head_dim**-0.5).astype(jnp.float32).sum()
@@ -87,24 +94,26 @@ def cudnn_compiles(dtype, head_dim: int, q_heads: int, kv_heads: int) -> bool:
         ).compile()
         return True
     except Exception as e:  # noqa: BLE001 - any failure means "use the reference path"
-        log.warning("cuDNN attention is unavailable here (%s: %s); attention='auto' uses the XLA path",
+        log.warning("cuDNN attention is unavailable here (%s: %s); attention='auto' uses the chunked XLA path",
                     type(e).__name__, str(e).splitlines()[0][:300] if str(e) else "")
         return False
 
 
 def resolve(name: str, q: jnp.ndarray, kv_heads: int | None = None) -> str:
-    """'auto' -> 'cudnn' on GPU when cuDNN supports the dtype/shape and compiles, else 'xla'."""
+    """'auto' -> 'cudnn' on GPU when cuDNN supports the dtype/shape and compiles, else 'chunked'."""
     if name != "auto":
         return name
     on_gpu = jax.default_backend() in ("gpu", "cuda")
     if not (on_gpu and cudnn_supported(q)):
-        return "xla"
+        return "chunked"
     H, Dh = q.shape[-2], q.shape[-1]
-    return "cudnn" if cudnn_compiles(jnp.dtype(q.dtype), Dh, H, kv_heads or H) else "xla"
+    return "cudnn" if cudnn_compiles(jnp.dtype(q.dtype), Dh, H, kv_heads or H) else "chunked"
 
 
 def attention(q, k, v, segment_ids, *, scale: float, impl: str) -> jnp.ndarray:
     impl = resolve(impl, q, k.shape[-2])
     if impl == "xla":
         return xla_attention(q, k, v, segment_ids, scale=scale)
+    if impl == "chunked":
+        return chunked_attention(q, k, v, segment_ids, scale=scale)
     return fused_attention(q, k, v, segment_ids, scale=scale, implementation="cudnn")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,11 @@ def flops_per_token(c: Qwen3Config, seq_len: int, *, training: bool = True, caus
     attn = L * 2 * seq_len * H * Dh * (0.5 if causal else 1.0)  # QK^T and PV MACs per token
     forward = 2.0 * (dense + attn)
     return 3.0 * forward if training else forward
+
+
+def attention_block_size(seq_len: int) -> int:
+    """Query rows per block of the chunked attention path (model/chunked_attention.py): 128 for
+    short sequences, at most 8 blocks for long ones (each block is a few unrolled ops, so 8 keeps
+    the program small; a block costs [B, H, block, S] scores). A multiple of 8."""
+    n = min(8, max(1, math.ceil(seq_len / 128)))
+    return -(-math.ceil(seq_len / n) // 8) * 8

@@ -76,7 +76,7 @@ def forward_hidden(
     *,
     dtype=jnp.bfloat16,
     remat: str = "none",
-    attention: str = "xla",
+    attention: str = "auto",
 ) -> jnp.ndarray:
     """Pure forward to the final norm. params: {"embed", "layers": {name: [L, ...]}, "final_norm"}.
 
@@ -119,7 +119,7 @@ class Qwen3(nnx.Module):
         param_dtype=jnp.float32,
         dtype=jnp.bfloat16,
         remat: str = "none",
-        attention: str = "xla",
+        attention: str = "auto",
     ):
         if remat not in REMAT_POLICIES:
             raise ValueError(f"remat={remat!r} is not one of {list(REMAT_POLICIES)}")

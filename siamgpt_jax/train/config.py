@@ -32,7 +32,7 @@ class ModelConfig:
     param_dtype: Literal["float32", "bfloat16"] = "float32"
     dtype: Literal["float32", "bfloat16"] = "bfloat16"
     remat: Literal["none", "full", "dots"] = "full"
-    attention: Literal["auto", "xla", "cudnn"] = "auto"
+    attention: Literal["auto", "xla", "chunked", "cudnn"] = "auto"
 
     def architecture(self) -> Qwen3Config:
         """The Qwen3Config this section describes (reads config.json for an HF import)."""

@@ -116,9 +116,10 @@ def test_fused_wrapper_matches_reference(with_segments):
     np.testing.assert_allclose(ref, fused, atol=1e-5)
 
 
-def test_auto_picks_xla_off_gpu_and_cudnn_only_for_supported_inputs():
+def test_auto_picks_chunked_off_gpu_and_cudnn_only_for_supported_inputs():
     q32 = jnp.zeros((1, 8, 4, 64), jnp.float32)
-    assert attn.resolve("auto", q32) == "xla"  # CPU here
+    assert attn.resolve("auto", q32) == "chunked"  # CPU here
+    assert attn.resolve("xla", q32) == "xla"
     assert attn.resolve("cudnn", q32) == "cudnn"
     assert attn.cudnn_supported(q32.astype(jnp.bfloat16)) and not attn.cudnn_supported(q32)
     assert not attn.cudnn_supported(jnp.zeros((1, 8, 4, 256), jnp.bfloat16))
@@ -126,7 +127,7 @@ def test_auto_picks_xla_off_gpu_and_cudnn_only_for_supported_inputs():
 
 def test_a_fused_path_that_does_not_compile_is_reported_and_auto_falls_back(caplog):
     # On CPU the cuDNN call cannot compile: the probe must say so (logged, not raised), which is
-    # what makes attention="auto" fall back to the XLA path on a GPU whose cuDNN rejects the call.
+    # what makes attention="auto" fall back to the chunked XLA path on a GPU whose cuDNN rejects the call.
     attn.cudnn_compiles.cache_clear()
     with caplog.at_level("WARNING", logger="siamgpt_jax.model.attention"):
         assert attn.cudnn_compiles(jnp.dtype(jnp.bfloat16), 64, 8, 2) is False
