@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from siamgpt_jax.parallel.rules import Rules, constrain, logical_to_spec, use_mesh_rules
 from siamgpt_jax.train.loss import chunked_cross_entropy
 from siamgpt_jax.train.state import ModelDef, TrainState
+from siamgpt_jax.train.xla_options import compiler_options
 
 Batch = dict[str, jax.Array]  # inputs, targets, loss_mask, segment_ids, positions: [B, S]
 BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
@@ -136,22 +137,24 @@ def _with_rules(fn: Callable, mesh: Mesh | None, rules: Rules | None) -> Callabl
 
 def jit_train_step(step_fn: Callable, mesh: Mesh | None, rules: Rules | None, state_sh: TrainState | None):
     if mesh is None:
-        return jax.jit(step_fn, donate_argnums=0)
+        return jax.jit(step_fn, donate_argnums=0, compiler_options=compiler_options())
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(
         _with_rules(step_fn, mesh, rules),
         in_shardings=(state_sh, batch_sharding(mesh, rules)),
         out_shardings=(state_sh, replicated),
         donate_argnums=0,
+        compiler_options=compiler_options(mesh.devices.flat[0].platform),
     )
 
 
 def jit_eval_step(eval_fn: Callable, mesh: Mesh | None, rules: Rules | None, params_sh: Any | None):
     if mesh is None:
-        return jax.jit(eval_fn)
+        return jax.jit(eval_fn, compiler_options=compiler_options())
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(
         _with_rules(eval_fn, mesh, rules),
         in_shardings=(params_sh, batch_sharding(mesh, rules)),
         out_shardings=replicated,
+        compiler_options=compiler_options(mesh.devices.flat[0].platform),
     )
