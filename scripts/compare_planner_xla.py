@@ -1,7 +1,8 @@
 """Planner vs XLA: per-device memory of the real SFT step, compiled on virtual CPU devices.
 
 Goal (issue 6): on scaled configs, planner total / XLA peak estimate within 15% (0.85..1.15).
-Run:  python3 scripts/compare_planner_xla.py [--json OUT]   (8 virtual CPU devices, a few minutes)
+Run:  python3 scripts/compare_planner_xla.py [--attention xla|chunked] [--json OUT]
+      (8 virtual CPU devices, a few minutes)
 """
 
 import argparse
@@ -34,6 +35,7 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--global-batch", type=int, default=16)
+    ap.add_argument("--attention", default="xla", choices=["xla", "chunked"])
     args = ap.parse_args()
     rows = []
     total = len(SCALED) * len(LAYOUTS) * len(REMAT)
@@ -41,7 +43,7 @@ def main() -> int:
         for lname, mesh in LAYOUTS.items():
             for remat in REMAT:
                 r = compile_report(cfg, mesh, args.seq_len, args.global_batch, param_dtype="float32",
-                                   compute_dtype="float32", remat=remat, attention="xla")
+                                   compute_dtype="float32", remat=remat, attention=args.attention)
                 ratio = r["memory_ratio_planner_over_xla"]
                 rows.append({"model": name, "layout": lname, "remat": remat, "ratio": ratio,
                              "xla_peak": r["xla_memory_bytes"]["peak_estimate"],

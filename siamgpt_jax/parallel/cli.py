@@ -48,7 +48,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remat", choices=["none", "full", "dots"], default="full")
     p.add_argument("--param-dtype", default="float32")
     p.add_argument("--compute-dtype", default="bfloat16")
-    p.add_argument("--attention", choices=["xla", "flash"], default="flash")
+    p.add_argument("--attention", choices=["xla", "chunked", "flash"], default="flash")
     p.add_argument("--logits-chunk", type=int, default=None, help="tokens per logits chunk per device")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
 

@@ -25,7 +25,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from siamgpt_jax.model.config import Qwen3Config, flops_per_token, param_logical_axes, param_shapes
+from siamgpt_jax.model.config import (
+    Qwen3Config, attention_block_size, flops_per_token, param_logical_axes, param_shapes,
+)
 from siamgpt_jax.parallel.mesh import MeshConfig, MeshShape, resolve
 from siamgpt_jax.parallel.rules import MESH_AXES, Rules, local_shape, logical_to_spec, divisible_spec
 
@@ -84,7 +86,9 @@ class Workload:
     compute_dtype: str = "bfloat16"
     optimizer_dtype: str = "float32"  # AdamW's two moments
     remat: RematPolicy = "full"
-    attention: Literal["xla", "flash"] = "flash"  # xla materialises [B, H, S, S] scores
+    # xla materialises [B, H, S, S] scores; chunked (model/chunked_attention.py) keeps what flash
+    # keeps, plus one query block's [B, H, block, S] scores while a layer's backward runs
+    attention: Literal["xla", "chunked", "flash"] = "flash"
     logits_chunk: int | None = None  # tokens of each sequence per loss chunk (train/loss.py); None = all
 
     def __post_init__(self) -> None:
@@ -92,8 +96,8 @@ class Workload:
             dtype_bytes(getattr(self, name))
         if self.remat not in ("none", "full", "dots"):
             raise ValueError(f"remat policy '{self.remat}' is not one of none, full, dots")
-        if self.attention not in ("xla", "flash"):
-            raise ValueError(f"attention '{self.attention}' is not one of xla, flash")
+        if self.attention not in ("xla", "chunked", "flash"):
+            raise ValueError(f"attention '{self.attention}' is not one of xla, chunked, flash")
         if self.global_batch % self.micro_batches:
             raise ValueError(f"global batch {self.global_batch} is not divisible by micro_batches={self.micro_batches}")
 
@@ -225,7 +229,7 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         t["attn_probs"] = (scores, (B, H, S, S), cb, ("none",))
         # the softmax's row max and row sum, fp32
         t["softmax_stats"] = (("batch", "act_heads", "seq", None), (B, H, S, 2), 4, ("none",))
-    else:  # flash keeps only the log-sum-exp per query
+    else:  # flash and chunked keep only the log-sum-exp per query
         t["attn_lse"] = (("batch", "act_heads", "seq"), (B, H, S), 4, ("none",))
     return t
 
@@ -335,6 +339,12 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
     emb_local = _numel(local_shape(axes["embed"], shapes["embed"], sizes, rules))
     table_local = _numel(local_shape(("vocab", None), shapes["embed"], sizes, rules))
     table_grad = float(table_local * cb) if (table_local != emb_local or cb != pb) else 0.0
+    if w.attention == "chunked":
+        # the last query block's backward (it attends to every key): its fp32 probabilities and the
+        # score cotangent in compute dtype, [B, H, block, S] each; XLA fuses the scores and the
+        # probability cotangent into those two (fit on scripts/compare_planner_xla.py --attention chunked)
+        blk = attention_block_size(S)
+        backward += act_bytes(("batch", "act_heads", None, "seq"), (B, c.num_attention_heads, blk, S), 4 + cb)
     layer_phase = (recomputed if w.remat != "none" else sliced) + backward + table_grad
     # train/loss.py: a scan over chunks of `logits_chunk` tokens per sequence keeps one chunk's fp32
     # logits and fp32 exp(logits - lse), and its dlogits in compute dtype; the residuals for the

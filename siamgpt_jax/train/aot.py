@@ -59,7 +59,10 @@ def lower_train_step(
         k: jax.ShapeDtypeStruct((global_batch, seq_len), jnp.float32 if k == "loss_mask" else jnp.int32, sharding=b_sh)
         for k in BATCH_KEYS
     }
+    # Virtual CPU devices stand in for GPUs here, so compile as a GPU would: without the CPU-only
+    # speed options (they change XLA:CPU's fusion and with it the peak the planner is checked on).
     step = jit_train_step(
-        make_train_step(model_def, optimizer, StepConfig(micro_batches, loss_chunk)), mesh, rules, shardings
+        make_train_step(model_def, optimizer, StepConfig(micro_batches, loss_chunk)), mesh, rules, shardings,
+        cpu_tuning=False,
     )
     return LoweredStep(step.lower(abstract_state, batch), abstract_state, batch)

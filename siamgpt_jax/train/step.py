@@ -135,16 +135,18 @@ def _with_rules(fn: Callable, mesh: Mesh | None, rules: Rules | None) -> Callabl
     return wrapped
 
 
-def jit_train_step(step_fn: Callable, mesh: Mesh | None, rules: Rules | None, state_sh: TrainState | None):
+def jit_train_step(step_fn: Callable, mesh: Mesh | None, rules: Rules | None, state_sh: TrainState | None,
+                   cpu_tuning: bool = True):
+    """cpu_tuning=False compiles with XLA's defaults (train/xla_options.py has what it changes on CPU)."""
     if mesh is None:
-        return jax.jit(step_fn, donate_argnums=0, compiler_options=compiler_options())
+        return jax.jit(step_fn, donate_argnums=0, compiler_options=compiler_options() if cpu_tuning else None)
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(
         _with_rules(step_fn, mesh, rules),
         in_shardings=(state_sh, batch_sharding(mesh, rules)),
         out_shardings=(state_sh, replicated),
         donate_argnums=0,
-        compiler_options=compiler_options(mesh.devices.flat[0].platform),
+        compiler_options=compiler_options(mesh.devices.flat[0].platform) if cpu_tuning else None,
     )
 
 
