@@ -12,6 +12,10 @@ import importlib
 import os
 import sys
 
+# commands that train: on a CPU-only jax they get train/cpu_tuning.py's host-memory setting, which
+# has to be in place before jax starts its backend threads
+TRAINING_COMMANDS = ("demo", "train")
+
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("siamgpt_jax.demo", "run the whole job on the embedded default (verify, train, export, reload)"),
@@ -39,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # prints help or a clear "invalid choice" error
         return 2
     name, rest = argv[0], argv[1:]
+    if name in TRAINING_COMMANDS:
+        from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
+
+        tune_process_for_cpu_training()
     module = importlib.import_module(SUBCOMMANDS[name][0])
     sub = argparse.ArgumentParser(prog=f"siamgpt-jax {name}", description=SUBCOMMANDS[name][1])
     module.add_arguments(sub)

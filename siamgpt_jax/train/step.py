@@ -18,7 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from siamgpt_jax.parallel.rules import Rules, constrain, logical_to_spec, use_mesh_rules
 from siamgpt_jax.train.loss import chunked_cross_entropy
 from siamgpt_jax.train.state import ModelDef, TrainState
-from siamgpt_jax.train.xla_options import compiler_options
+from siamgpt_jax.train.cpu_tuning import compiler_options
 
 Batch = dict[str, jax.Array]  # inputs, targets, loss_mask, segment_ids, positions: [B, S]
 BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
@@ -137,7 +137,7 @@ def _with_rules(fn: Callable, mesh: Mesh | None, rules: Rules | None) -> Callabl
 
 def jit_train_step(step_fn: Callable, mesh: Mesh | None, rules: Rules | None, state_sh: TrainState | None,
                    cpu_tuning: bool = True):
-    """cpu_tuning=False compiles with XLA's defaults (train/xla_options.py has what it changes on CPU)."""
+    """cpu_tuning=False compiles with XLA's defaults (train/cpu_tuning.py has what it changes on CPU)."""
     if mesh is None:
         return jax.jit(step_fn, donate_argnums=0, compiler_options=compiler_options() if cpu_tuning else None)
     replicated = NamedSharding(mesh, PartitionSpec())

@@ -1,0 +1,111 @@
+"""The train step's XLA:CPU options: YNNPACK keeps dots, XLA does the reductions; safe elsewhere."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+
+from siamgpt_jax.train import cpu_tuning
+
+
+def _ynn_fusion_bodies(hlo: str) -> list[str]:
+    """The called computations of every YNNPACK fusion in optimized HLO text."""
+    called = re.findall(r"%ynn_fusion[\w.]* = .*?calls=%([\w.\-]+)", hlo)
+    bodies = []
+    for name in called:
+        m = re.search(rf"^%{re.escape(name)} .*?^\}}", hlo, re.S | re.M)
+        assert m, f"no body for {name}"
+        bodies.append(m.group(0))
+    return bodies
+
+
+def test_cpu_steps_keep_ynnpack_for_dots_only():
+    opts = cpu_tuning.compiler_options()
+    assert opts == cpu_tuning.CPU_OPTIONS  # these tests run on CPU
+
+    def f(x, w):
+        return jnp.sum(jnp.exp(x @ w), axis=-1)
+
+    args = (jnp.ones((64, 64)), jnp.ones((64, 64)))
+    # (jax 0.10's default puts the exp and the reduce into the dot's YNNPACK fusion too)
+    tuned = _ynn_fusion_bodies(jax.jit(f, compiler_options=opts).lower(*args).compile().as_text())
+    assert tuned and all(" dot(" in b and " reduce(" not in b for b in tuned)
+    np_default = jax.jit(f)(*args)
+    np_tuned = jax.jit(f, compiler_options=opts)(*args)
+    assert jnp.allclose(np_default, np_tuned)
+
+
+def test_no_options_off_cpu_or_where_xla_rejects_them(monkeypatch):
+    assert cpu_tuning.compiler_options("gpu") is None
+    monkeypatch.setattr(cpu_tuning, "CPU_OPTIONS", {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_TYPE"})
+    cpu_tuning._cpu_options_accepted.cache_clear()
+    try:
+        assert cpu_tuning.compiler_options() is None
+    finally:
+        cpu_tuning._cpu_options_accepted.cache_clear()
+
+
+_FAULTS_CHILD = """
+import resource, sys
+if sys.argv[1] == "tuned":
+    from siamgpt_jax.train.cpu_tuning import keep_freed_host_memory
+    assert keep_freed_host_memory()
+import jax, jax.numpy as jnp
+x = jnp.ones((4096, 4096), jnp.float32)
+f = jax.jit(lambda x: x * 2.0)  # a 64 MB output per call, above glibc's largest mmap threshold
+for _ in range(10):  # the heap grows for the first few calls (up to ~6 here), then is reused
+    f(x).block_until_ready()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    f(x).block_until_ready()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
+"""
+
+
+def _faults_per_call(mode: str) -> float:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", _FAULTS_CHILD, mode], capture_output=True, text=True, cwd=root,
+                         env={**__import__("os").environ, "PYTHONPATH": str(root), "JAX_PLATFORMS": "cpu",
+                              "XLA_FLAGS": ""}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return float(out.stdout.split()[-1])
+
+
+def test_kept_host_memory_stops_the_per_step_page_faults():
+    """With glibc's defaults every execution faults its buffers in again (64 MB = ~16k pages);
+    with the setting applied before jax starts, later executions reuse the freed blocks."""
+    default, tuned = _faults_per_call("default"), _faults_per_call("tuned")
+    assert default > 8000, default
+    assert tuned < default / 10, (tuned, default)
+
+
+def test_cpu_only_detection(monkeypatch):
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    assert cpu_tuning.jax_runs_on_cpu_only()
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda,cpu")
+    assert not cpu_tuning.jax_runs_on_cpu_only()
+    assert not cpu_tuning.tune_process_for_cpu_training()  # a GPU run keeps glibc's defaults
+    monkeypatch.delenv("JAX_PLATFORMS")
+    monkeypatch.delenv("JAX_PLATFORM_NAME", raising=False)
+    real_find_spec = cpu_tuning.importlib.util.find_spec
+    monkeypatch.setattr(cpu_tuning.importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "jax_plugins" else real_find_spec(name, *a))
+    assert not cpu_tuning.jax_runs_on_cpu_only()  # an installed CUDA/ROCm plugin lives in jax_plugins
+
+
+def test_training_commands_apply_the_setting_first(monkeypatch):
+    import pytest
+
+    from siamgpt_jax import cli
+
+    calls = []
+    monkeypatch.setattr(cpu_tuning, "tune_process_for_cpu_training", lambda: calls.append(1) or True)
+    for command, expected in (("train", 1), ("demo", 1), ("verify", 0)):
+        calls.clear()
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert len(calls) == expected, command
