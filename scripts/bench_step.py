@@ -1,7 +1,12 @@
 """Forward+backward step: siamgpt-jax (jit) vs transformers + torch eager, CPU, same threads.
 
     python3 scripts/bench_step.py [--layers 4 --hidden 512 --seq 512 --batch 1 --reps 5]
+        [--attention auto|chunked|xla] [--cpu-defaults]
 Prints the per-step seconds of both and the ratio jax/torch (goal <= 1.0), measured side by side.
+The JAX side is compiled as the train step is: a pure function of the params under jax.jit, with
+the train step's compiler options and the `train` command's host-memory setting
+(train/cpu_tuning.py; --cpu-defaults drops both; the setting is process-wide, so torch runs with it
+too) and the model's default attention ("auto": the chunked path on CPU).
 """
 
 from __future__ import annotations
@@ -23,17 +28,25 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--attention", default="auto", choices=["auto", "chunked", "xla"])
+    p.add_argument("--cpu-defaults", action="store_true",
+                   help="no train/cpu_tuning.py settings: XLA's default compiler options and glibc's malloc defaults")
     a = p.parse_args()
-    threads = os.cpu_count()
+    if not a.cpu_defaults:  # before jax starts its threads; the torch side shares the process and the setting
+        from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
+
+        tune_process_for_cpu_training()
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     import jax
     import jax.numpy as jnp
     import numpy as np
     import torch
-    from flax import nnx
 
     from siamgpt_jax.convert.tiny_hf import make_hf_model
     from siamgpt_jax.model.config import Qwen3Config
     from siamgpt_jax.model.qwen3 import init_model
+    from siamgpt_jax.train.state import ModelDef
+    from siamgpt_jax.train.cpu_tuning import compiler_options
 
     torch.set_num_threads(threads)
     kw = dict(vocab_size=a.vocab, hidden_size=a.hidden, intermediate_size=a.hidden * 3, num_hidden_layers=a.layers,
@@ -48,28 +61,33 @@ def main() -> None:
         loss = hf(input_ids=tids, labels=tids).loss
         loss.backward()
 
-    model = init_model(Qwen3Config(**{**kw, "tie_word_embeddings": False}), dtype=jnp.float32)
+    model = init_model(Qwen3Config(**{**kw, "tie_word_embeddings": False}), dtype=jnp.float32, attention=a.attention)
+    model_def, params = ModelDef.split(model)
     jids = jnp.asarray(ids)
+    options = None if a.cpu_defaults else compiler_options()
 
-    @nnx.jit
-    def jax_step(m):
-        def loss(m):
-            logits = m(jids[:, :-1])
-            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), jids[:, 1:, None], -1))
-        return nnx.value_and_grad(loss)(m)
+    def loss(params, ids):
+        logits = model_def.merge(params)(ids[:, :-1])
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), ids[:, 1:, None], -1))
 
-    jax.block_until_ready(jax_step(model))
+    grad_step = jax.jit(jax.value_and_grad(loss), compiler_options=options)
+
+    def jax_step(params):
+        return grad_step(params, jids)
+
+    jax.block_until_ready(jax_step(params))
     torch_step()
     tj, tt = [], []
     for _ in range(a.reps):  # interleaved, so load changes hit both
         t = time.perf_counter()
-        jax.block_until_ready(jax_step(model))
+        jax.block_until_ready(jax_step(params))
         tj.append(time.perf_counter() - t)
         t = time.perf_counter()
         torch_step()
         tt.append(time.perf_counter() - t)
     j, tr = float(np.median(tj)), float(np.median(tt))
-    print(f"threads={threads} layers={a.layers} hidden={a.hidden} seq={a.seq} batch={a.batch} vocab={a.vocab} fp32")
+    print(f"threads={threads} layers={a.layers} hidden={a.hidden} seq={a.seq} batch={a.batch} vocab={a.vocab} fp32 "
+          f"attention={a.attention} cpu_tuning={'off' if a.cpu_defaults else 'on'}")
     print(f"jax {j * 1e3:.0f} ms/step, torch eager {tr * 1e3:.0f} ms/step, ratio jax/torch {j / tr:.2f} (goal <= 1.0)")
 
 

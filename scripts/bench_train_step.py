@@ -123,7 +123,8 @@ def build_torch(cfg, params: dict, batch: dict, opt, threads: int):
     return step
 
 
-def build_jax(cfg, batch: dict, opt, total_steps: int, loss_chunk: int, remat: str):
+def build_jax(cfg, batch: dict, opt, total_steps: int, loss_chunk: int, remat: str, attention: str,
+              cpu_tuning: bool = True):
     """(params copy for torch, step() -> (loss before the update, grad norm)) for the real train step."""
     import jax
     import jax.numpy as jnp
@@ -134,12 +135,12 @@ def build_jax(cfg, batch: dict, opt, total_steps: int, loss_chunk: int, remat: s
     from siamgpt_jax.train.state import ModelDef, create_train_state
     from siamgpt_jax.train.step import StepConfig, jit_train_step, make_train_step
 
-    model = init_model(cfg, seed=0, param_dtype=jnp.float32, dtype=jnp.float32, remat=remat, attention="xla")
+    model = init_model(cfg, seed=0, param_dtype=jnp.float32, dtype=jnp.float32, remat=remat, attention=attention)
     model_def, params = ModelDef.split(model)
     host_params = jax.tree.map(np.array, params)  # the step donates the state: copy for torch first
     optimizer = make_optimizer(opt, total_steps)
     step_cfg = StepConfig(micro_batches=1, loss_chunk=loss_chunk)
-    train_step = jit_train_step(make_train_step(model_def, optimizer, step_cfg), None, None, None)
+    train_step = jit_train_step(make_train_step(model_def, optimizer, step_cfg), None, None, None, cpu_tuning=cpu_tuning)
     jbatch = {k: jnp.asarray(v) for k, v in batch.items()}
     holder = {"state": create_train_state(params, optimizer)}
 
@@ -175,7 +176,7 @@ def run_one(a, vocab: int) -> dict:
     total = 1 + a.warmup + a.steps
 
     t0 = time.perf_counter()
-    params, jax_step = build_jax(cfg, batch, opt, total, a.loss_chunk, a.remat)
+    params, jax_step = build_jax(cfg, batch, opt, total, a.loss_chunk, a.remat, a.attention, not a.cpu_defaults)
     torch_step = build_torch(cfg, params, batch, opt, threads)
     del params
     setup_s = time.perf_counter() - t0
@@ -216,7 +217,7 @@ def run_one(a, vocab: int) -> dict:
     jm, tm = float(np.median(tj)), float(np.median(tt))
     return {
         "layers": a.layers, "hidden": a.hidden, "heads": heads, "seq": a.seq, "batch": a.batch, "vocab": vocab,
-        "tied": a.tied, "dtype": "float32", "remat": a.remat, "loss_chunk": a.loss_chunk, "threads": threads,
+        "tied": a.tied, "dtype": "float32", "remat": a.remat, "attention": a.attention, "cpu_tuning": not a.cpu_defaults, "loss_chunk": a.loss_chunk, "threads": threads,
         "steps": a.steps, "warmup": a.warmup, "setup_s": round(setup_s, 2),
         "jax_first_step_s": round(first_jax_s, 3),
         "jax_best_s": round(jb, 4), "torch_best_s": round(tb, 4),
@@ -240,9 +241,16 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--loss-chunk", type=int, default=1024)
     p.add_argument("--remat", default="none", help="JAX side remat policy (torch never recomputes)")
+    p.add_argument("--attention", default="auto", choices=["auto", "chunked", "xla"], help="JAX attention path")
+    p.add_argument("--cpu-defaults", action="store_true",
+                   help="no train/cpu_tuning.py settings: XLA's default compiler options, glibc's malloc defaults")
     p.add_argument("--threads", type=int, default=0, help="0 = the cores this process may use")
     p.add_argument("--json", type=Path, default=None, help="append the JSON lines here")
     a = p.parse_args(argv)
+    if not a.cpu_defaults:  # as the train command does; process-wide, so the torch side runs with it too
+        from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
+
+        tune_process_for_cpu_training()
     if a.steps < 1 or a.hidden % a.heads or a.heads < 1:
         p.error("need --steps >= 1 and --hidden divisible by --heads")
     vocabs = [int(v) for v in a.vocab.split(",") if v.strip()]

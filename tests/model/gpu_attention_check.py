@@ -1,8 +1,9 @@
 """GPU-only check of the fused (cuDNN) attention path; not collected by pytest (needs a GPU).
 
 Run: PYTHONPATH=. python3 tests/model/gpu_attention_check.py [OUT_JSON]
-Asserts: 'auto' picks cuDNN for bf16; the cuDNN path matches the XLA reference (outputs and
-gradients) with packed segments; packed == separate runs under cuDNN; and times fwd+bwd of both.
+Asserts: 'auto' picks cuDNN for bf16; the cuDNN and chunked paths match the XLA reference
+(outputs and gradients) with packed segments; packed == separate runs under cuDNN; and times
+fwd+bwd of the three.
 """
 
 import json
@@ -42,6 +43,12 @@ report["attn_out_maxdiff"] = float(jnp.abs(o_x - o_c).max())
 report["attn_grad_rel_maxdiff"] = [float(jnp.abs(a - b).max() / (jnp.abs(a).max() + 1e-6)) for a, b in zip(g_x, g_c)]
 assert report["attn_out_maxdiff"] < 0.05, report
 assert max(report["attn_grad_rel_maxdiff"]) < 0.05, report
+o_k, g_k = run("chunked")  # the fallback when cuDNN does not compile
+report["chunked_attn_out_maxdiff"] = float(jnp.abs(o_x - o_k).max())
+report["chunked_attn_grad_rel_maxdiff"] = [float(jnp.abs(a - b).max() / (jnp.abs(a).max() + 1e-6))
+                                           for a, b in zip(g_x, g_k)]
+assert report["chunked_attn_out_maxdiff"] < 0.05, report
+assert max(report["chunked_attn_grad_rel_maxdiff"]) < 0.05, report
 
 cfg = Qwen3Config(vocab_size=1024, hidden_size=1024, intermediate_size=3072, num_hidden_layers=4,
                   num_attention_heads=8, num_key_value_heads=2, head_dim=128)
@@ -84,8 +91,9 @@ def step_time(impl, S2=2048, B2=4, reps=10):
     return (time.perf_counter() - t) / reps
 
 
-tx, tc = step_time("xla"), step_time("cudnn")
+tx, tc, tk = step_time("xla"), step_time("cudnn"), step_time("chunked")
 report["step_s_xla"], report["step_s_cudnn"], report["cudnn_over_xla"] = tx, tc, tc / tx
+report["step_s_chunked"], report["chunked_over_xla"] = tk, tk / tx
 print(json.dumps(report, indent=2))
 if len(sys.argv) > 1:
     open(sys.argv[1], "w").write(json.dumps(report, indent=2))
