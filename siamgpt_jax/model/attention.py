@@ -93,7 +93,7 @@ def cudnn_compiles(dtype, head_dim: int, q_heads: int, kv_heads: int) -> bool:
             *shapes, jax.ShapeDtypeStruct((1, 128), jnp.int32)
         ).compile()
         return True
-    except Exception as e:  # noqa: BLE001 - any failure means "use the reference path"
+    except Exception as e:  # noqa: BLE001 - any failure means "use the chunked path"
         log.warning("cuDNN attention is unavailable here (%s: %s); attention='auto' uses the chunked XLA path",
                     type(e).__name__, str(e).splitlines()[0][:300] if str(e) else "")
         return False
