@@ -72,14 +72,13 @@ def _forbidden(text: str, k: dict[str, Any]) -> Verdict:
 
 @register(
     "keywords:letter_frequency", IFEVAL,
-    (Param("letter", str), Param("let_frequency", int), Param("let_relation", str, choices=RELATIONS)),
+    (Param("letter", str, rule=lambda v: None if len(v) == 1 else "must be one character"),
+     Param("let_frequency", int), Param("let_relation", str, choices=RELATIONS)),
     th=lambda k: f'ใช้ตัวอักษร "{k["letter"]}" {RELATION_TH[k["let_relation"]]} {k["let_frequency"]} ครั้ง',
     en=lambda k: f'In your response, the letter {k["letter"]} should appear {k["let_relation"]} {k["let_frequency"]} times.',
 )
 def _letter_frequency(text: str, k: dict[str, Any]) -> Verdict:
     letter = k["letter"].lower()
-    if len(letter) != 1:
-        return Verdict(False, f"letter must be one character, got {k['letter']!r}")
     return counted(f'letter "{letter}"', text.lower().count(letter), k["let_relation"], k["let_frequency"])
 
 

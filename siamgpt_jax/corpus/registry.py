@@ -42,6 +42,8 @@ class Param:
     default: Any = None
     choices: tuple[Any, ...] | None = None
     aliases: tuple[str, ...] = ()  # other spellings accepted on input (SEA-IFEval's names)
+    # a rule beyond the type: value -> None if fine, else what is wrong ("must be one character")
+    rule: Callable[[Any], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def _coerce(iid: str, p: Param, value: Any) -> Any:
         raise KwargsError(
             f"{iid}: kwarg {p.name!r}={value!r} is not one of {list(p.choices)}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
         )
+    if p.rule is not None and (problem := p.rule(value)):
+        raise KwargsError(f"{iid}: kwarg {p.name!r}={value!r} {problem}")
     return value
 
 

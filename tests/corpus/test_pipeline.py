@@ -139,3 +139,20 @@ def test_cli_exit_codes(tmp_path):
     assert ok.returncode == 0 and "verified 0/1" in ok.stdout
     fail = subprocess.run(env_cmd + ["--fail-on-invalid"], capture_output=True, text=True, cwd=ROOT)
     assert fail.returncode == 1 and "b.jsonl:1" in fail.stderr
+
+
+
+def test_a_multi_letter_letter_frequency_is_bad_kwargs(tmp_path):
+    """Bad kwargs are bad input: the record is invalid (bad_kwargs), not a response that failed."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "abab"}], '
+        '"instruction_id_list": ["keywords:letter_frequency"], '
+        '"kwargs": [{"letter": "ab", "let_frequency": 1, "let_relation": "at least"}]}\n',
+        encoding="utf-8",
+    )
+    report = run_verification([src], tmp_path / "out", workers=1, progress=False)
+    assert report.total == 1 and report.invalid == 1 and report.verified == 0
+    (rejected,) = [json.loads(l) for l in (tmp_path / "out/rejected.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rejected["failures"][0] == {
+        "check": "bad_kwargs", "reason": "keywords:letter_frequency: kwarg 'letter'='ab' must be one character"}

@@ -31,10 +31,15 @@ def test_unknown_id_suggests_nearest():
     ("length_constraints:number_words", {"num_words": 3, "relation": "atleast"}, "did you mean 'at least'"),
     ("thai:digits", {"style": "roman"}, "not one of"),
     ("keywords:existence", {"keywords": [1, 2]}, "list of strings"),
+    # a multi-letter "letter" is bad input, not a response that failed the count
+    ("keywords:letter_frequency", {"letter": "ab", "let_frequency": 1, "let_relation": "at least"},
+     "'letter'='ab' must be one character"),
 ])
 def test_bad_kwargs(iid, kwargs, match):
     with pytest.raises(KwargsError, match=match):
         check(iid, "ข้อความ", kwargs)
+    with pytest.raises(KwargsError, match=match):  # also when the response is empty
+        check(iid, "", kwargs)
 
 
 def test_kwargs_variants():
@@ -59,7 +64,13 @@ def test_describe_both_languages_for_every_id():
 def _example_kwargs(iid):
     ins = REGISTRY[iid]
     sample = {int: 3, float: 0.5, str: "คำ", list: ["คำ"], bool: True}
-    return {p.name: (p.choices[0] if p.choices else sample[p.kind]) for p in ins.params if p.required}
+
+    def value(p):
+        if p.choices:
+            return p.choices[0]
+        return "ก" if p.rule is not None and p.rule(sample[p.kind]) else sample[p.kind]  # e.g. one letter
+
+    return {p.name: value(p) for p in ins.params if p.required}
 
 
 def test_seeds_are_registered_and_describable():
