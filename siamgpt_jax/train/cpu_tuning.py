@@ -82,8 +82,16 @@ def keep_freed_host_memory() -> bool:
     return all(mallopt(param, value) == 1 for param, value in settings)
 
 
+# SIAMGPT_KEEP_FREED_MEMORY=0 leaves glibc's malloc at its defaults (e.g. to compare, or for a CPU
+# run whose allocation pattern changes over time and should give memory back)
+KEEP_FREED_MEMORY_ENV = "SIAMGPT_KEEP_FREED_MEMORY"
+
+
 def tune_process_for_cpu_training() -> bool:
-    """Call first thing in a training process: applies the host-memory setting if jax is CPU-only."""
+    """Call first thing in a training process: applies the host-memory setting if jax is CPU-only
+    (and SIAMGPT_KEEP_FREED_MEMORY is not 0)."""
+    if os.environ.get(KEEP_FREED_MEMORY_ENV, "1").strip() in ("0", "false", "no"):
+        return False
     if jax_runs_on_cpu_only() and keep_freed_host_memory():
         log.debug("glibc malloc: one arena, no mmap, no trim (CPU training)")
         return True
