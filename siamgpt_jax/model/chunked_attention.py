@@ -31,15 +31,14 @@ def _grouped(q, kv_heads):
     return q.reshape(B, S, kv_heads, H // kv_heads, D).transpose(0, 2, 3, 1, 4)
 
 
-def _masked_scores(qb, k, seg_q, seg_k, start, scale):
+def _masked_scores(qb, k, segment_ids, start, scale):
     """qb [B,K,G,rows,D] (rows start..), k [B,K,end,D] -> fp32 scores [B,K,G,rows,end], masked."""
     s = jnp.einsum("bkgqd,bkjd->bkgqj", qb, k, preferred_element_type=jnp.float32) * scale
     rows, end = qb.shape[3], k.shape[2]
-    allowed = (start + jnp.arange(rows))[:, None] >= jnp.arange(end)[None, :]  # [rows, end]
-    if seg_q is not None:
-        allowed = allowed[None] & (seg_q[:, :, None] == seg_k[:, None, :])  # [B, rows, end]
-    else:
-        allowed = allowed[None]
+    allowed = ((start + jnp.arange(rows))[:, None] >= jnp.arange(end)[None, :])[None]  # [1, rows, end]
+    if segment_ids is not None:
+        seg_q, seg_k = segment_ids[:, start:start + rows], segment_ids[:, :end]
+        allowed = allowed & (seg_q[:, :, None] == seg_k[:, None, :])  # [B, rows, end]
     return jnp.where(allowed[:, None, None], s, MASKED)
 
 
@@ -54,9 +53,7 @@ def _forward(q, k, v, segment_ids, scale, block):
     kt, vt = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, S, D]
     outs, lses = [], []
     for start, end in _blocks(S, block):
-        seg_q = None if segment_ids is None else segment_ids[:, start:end]
-        seg_k = None if segment_ids is None else segment_ids[:, :end]
-        s = _masked_scores(qg[:, :, :, start:end], kt[:, :, :end], seg_q, seg_k, start, scale)
+        s = _masked_scores(qg[:, :, :, start:end], kt[:, :, :end], segment_ids, start, scale)
         m = jnp.max(s, axis=-1, keepdims=True)
         e = jnp.exp(s - m)
         total = jnp.sum(e, axis=-1, keepdims=True)
@@ -92,11 +89,9 @@ def _chunked_bwd(scale, block, res, d_out):
     dv = jnp.zeros(vt.shape, jnp.float32)
     dqs = []
     for start, end in _blocks(S, block):
-        seg_q = None if segment_ids is None else segment_ids[:, start:end]
-        seg_k = None if segment_ids is None else segment_ids[:, :end]
         qb, dob = qg[:, :, :, start:end], dog[:, :, :, start:end]
         kb, vb = kt[:, :, :end], vt[:, :, :end]
-        s = _masked_scores(qb, kb, seg_q, seg_k, start, scale)
+        s = _masked_scores(qb, kb, segment_ids, start, scale)
         p = jnp.exp(s - lse[:, :, :, start:end, None])  # masked entries: exp(-huge) = 0
         dv = dv.at[:, :, :end].add(
             jnp.einsum("bkgqj,bkgqd->bkjd", p.astype(v.dtype), dob, preferred_element_type=jnp.float32))

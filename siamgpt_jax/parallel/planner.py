@@ -87,7 +87,8 @@ class Workload:
     optimizer_dtype: str = "float32"  # AdamW's two moments
     remat: RematPolicy = "full"
     # xla materialises [B, H, S, S] scores; chunked (model/chunked_attention.py) keeps what flash
-    # keeps, plus one query block's [B, H, block, S] scores while a layer's backward runs
+    # keeps, plus one query block's [B, H, block, S] probabilities and score cotangent while a
+    # layer's backward runs
     attention: Literal["xla", "chunked", "flash"] = "flash"
     logits_chunk: int | None = None  # tokens of each sequence per loss chunk (train/loss.py); None = all
 

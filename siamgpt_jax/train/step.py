@@ -135,28 +135,37 @@ def _with_rules(fn: Callable, mesh: Mesh | None, rules: Rules | None) -> Callabl
     return wrapped
 
 
+def _step_compiler_options(mesh: Mesh | None, cpu_tuning: bool = True) -> dict[str, str] | None:
+    """train/cpu_tuning.py's options for the mesh's platform (jax's default without a mesh)."""
+    if not cpu_tuning:
+        return None
+    return compiler_options(None if mesh is None else mesh.devices.flat[0].platform)
+
+
 def jit_train_step(step_fn: Callable, mesh: Mesh | None, rules: Rules | None, state_sh: TrainState | None,
                    cpu_tuning: bool = True):
     """cpu_tuning=False compiles with XLA's defaults (train/cpu_tuning.py has what it changes on CPU)."""
+    options = _step_compiler_options(mesh, cpu_tuning)
     if mesh is None:
-        return jax.jit(step_fn, donate_argnums=0, compiler_options=compiler_options() if cpu_tuning else None)
+        return jax.jit(step_fn, donate_argnums=0, compiler_options=options)
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(
         _with_rules(step_fn, mesh, rules),
         in_shardings=(state_sh, batch_sharding(mesh, rules)),
         out_shardings=(state_sh, replicated),
         donate_argnums=0,
-        compiler_options=compiler_options(mesh.devices.flat[0].platform) if cpu_tuning else None,
+        compiler_options=options,
     )
 
 
 def jit_eval_step(eval_fn: Callable, mesh: Mesh | None, rules: Rules | None, params_sh: Any | None):
+    options = _step_compiler_options(mesh)
     if mesh is None:
-        return jax.jit(eval_fn, compiler_options=compiler_options())
+        return jax.jit(eval_fn, compiler_options=options)
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(
         _with_rules(eval_fn, mesh, rules),
         in_shardings=(params_sh, batch_sharding(mesh, rules)),
         out_shardings=replicated,
-        compiler_options=compiler_options(mesh.devices.flat[0].platform),
+        compiler_options=options,
     )
