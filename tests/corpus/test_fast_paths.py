@@ -247,6 +247,15 @@ def _random_texts(count: int, seed: int, alphabet: list[str], max_len: int = 30)
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, max_len))) for _ in range(count)]
 
 
+def _nonblank_texts(rng: random.Random, parts: list[str], max_parts: int, tries: int = 4000):
+    """Texts of 1..max_parts random parts, blank ones skipped, drawn lazily from `rng` (callers
+    draw their kwargs from the same rng between texts)."""
+    for _ in range(tries):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, max_parts)))
+        if text.strip():
+            yield text
+
+
 def test_byte_tables_match_their_regexes_for_every_cp874_character():
     from siamgpt_jax.corpus import script
 
@@ -393,10 +402,7 @@ def test_digits_byte_counts_equal_the_regex_scans():
     parts = ["ก", "ข้อ", " ", "๑", "๒๕", "3", "12", "COVID-19", "H2O", "5G", "a", "`x1`", "é", "😀", "\n"]
     rng = random.Random(11)
     verdicts = Counter()
-    for _ in range(4000):
-        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 12)))
-        if not text.strip():
-            continue
+    for text in _nonblank_texts(rng, parts, 12):
         kw = {"style": rng.choice(["thai", "arabic"]), "min_count": rng.choice([0, 1, 3])}
         want = _digits_reference(text, kw)
         v = check("thai:digits", text, kw)
@@ -522,10 +528,7 @@ def test_postscript_and_bullets_equal_the_full_patterns():
     parts = ["ป.ล.", "ป. ล.", "ป.ป.ล.", "P.S.", "p. s", "P.P.S", "\n", " ", "  ", "* ", "*", "**", "- ", "-", "ข้อ", "ok", "\t", "\u2028"]
     rng = random.Random(14)
     seen = Counter()
-    for _ in range(4000):
-        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 10)))
-        if not text.strip():
-            continue
+    for text in _nonblank_texts(rng, parts, 10):
         marker = rng.choice(["ป.ล.", "ป.ล", "ป.ป.ล.", "P.S.", "p.p.s", "หมายเหตุ", ""])
         want = bool(re.search(_postscript_pattern(marker) + r".*$", text.lower(), flags=re.MULTILINE))
         assert check("detectable_content:postscript", text, {"postscript_marker": marker}).ok == want, (text, marker)
