@@ -2,7 +2,8 @@
 
     python3 scripts/bench_step.py [--layers 4 --hidden 512 --seq 512 --batch 1 --reps 5]
         [--attention auto|chunked|xla] [--cpu-defaults]
-Prints the per-step seconds of both and the ratio jax/torch (goal <= 1.0), measured side by side.
+Prints the per-step seconds of both and the ratio jax/torch (goal <= 1.0), measured side by side,
+and the compiled JAX step's temporary memory (XLA's memory analysis).
 The JAX side is compiled as the train step is: a pure function of the params under jax.jit, with
 the train step's compiler options and the `train` command's host-memory setting
 (train/cpu_tuning.py; --cpu-defaults drops both; the setting is process-wide, so torch runs with it
@@ -71,6 +72,9 @@ def main() -> None:
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), ids[:, 1:, None], -1))
 
     grad_step = jax.jit(jax.value_and_grad(loss), compiler_options=options)
+    # the step's temporary buffers (saved activations and working set): what remat and the
+    # hand-written backwards of model/layer_ops.py change
+    temp_mib = grad_step.lower(params, jids).compile().memory_analysis().temp_size_in_bytes / 2**20
 
     def jax_step(params):
         return grad_step(params, jids)
@@ -89,6 +93,7 @@ def main() -> None:
     print(f"threads={threads} layers={a.layers} hidden={a.hidden} seq={a.seq} batch={a.batch} vocab={a.vocab} fp32 "
           f"attention={a.attention} cpu_tuning={'off' if a.cpu_defaults else 'on'}")
     print(f"jax {j * 1e3:.0f} ms/step, torch eager {tr * 1e3:.0f} ms/step, ratio jax/torch {j / tr:.2f} (goal <= 1.0)")
+    print(f"jax step temporary memory {temp_mib:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from flax import nnx
 
 from siamgpt_jax.model import attention as attn
 from siamgpt_jax.model.config import Qwen3Config, param_logical_axes, param_shapes
+from siamgpt_jax.model.layer_ops import rms_norm, swiglu
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sharding
 
@@ -31,13 +32,6 @@ REMAT_POLICIES = {
     "full": jax.checkpoint_policies.nothing_saveable,
     "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
 }
-
-
-def rms_norm(x: jnp.ndarray, weight: jnp.ndarray, eps: float) -> jnp.ndarray:
-    """HF's Qwen3RMSNorm: normalise in fp32, cast back, then scale in the input dtype."""
-    xf = x.astype(jnp.float32)
-    xf = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + eps)
-    return weight.astype(x.dtype) * xf.astype(x.dtype)
 
 
 def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
@@ -62,7 +56,7 @@ def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
     h = rms_norm(x, w["mlp_norm"], eps)
     gate = jnp.einsum("bsd,fd->bsf", h, w["gate_proj"])
     up = jnp.einsum("bsd,fd->bsf", h, w["up_proj"])
-    act = constrain(jax.nn.silu(gate) * up, ("batch", "seq", "act_mlp"))
+    act = constrain(swiglu(gate, up), ("batch", "seq", "act_mlp"))
     x = x + jnp.einsum("bsf,df->bsd", act, w["down_proj"])
     return constrain(x, ("batch", "seq", "act_embed"))
 

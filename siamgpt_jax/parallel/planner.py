@@ -199,30 +199,29 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         "q_proj": (*q, ("none", "dots")),
         "k_proj": (*kv, ("none", "dots")),
         "v_proj": (*kv, ("none", "dots")),
-        # Without remat the backward also keeps the elementwise steps in between: q/k after their
-        # RMSNorm, q/k after RoPE (q stored once, in the grouped [B,S,K,H/K,Dh] layout of the
-        # attention einsum), the residual after attention, sigmoid(gate), its derivative
-        # sigmoid * (1 - sigmoid), silu(gate) = gate * sigmoid and the hidden silu * up.
-        "q_norm": (*q, ("none",)),
-        "k_norm": (*kv, ("none",)),
+        # Without remat the backward also keeps q/k after RoPE (the attention's inputs), the
+        # attention output, the residual after attention and the MLP hidden silu(gate) * up (the
+        # down projection's input). The RMSNorms and the SwiGLU have hand-written backwards
+        # (model/layer_ops.py) that keep only their inputs and, per normalised row, one fp32 rsqrt.
+        # A replayed layer (remat) also builds q/k after their norm and sigmoid(gate) on the way.
+        "q_norm": (*q, ()),
+        "k_norm": (*kv, ()),
         "q_rope": (*q, ("none",)),
         "k_rope": (*kv, ("none",)),
         "attn_out": (*q, ("none",)),
-        "o_proj": (*bsd, ("none", "dots")),
+        "o_proj": (*bsd, ("dots",)),
         "attn_residual": (*bsd, ("none",)),
         "mlp_norm": (*bsd, ("none",)),
         "gate_proj": (*mlp, ("none", "dots")),
         "up_proj": (*mlp, ("none", "dots")),
-        "gate_sigmoid": (*mlp, ("none",)),
-        "gate_sigmoid_grad": (*mlp, ("none", "fused")),
-        "silu_gate": (*mlp, ("none", "fused")),
+        "gate_sigmoid": (*mlp, ()),
         "mlp_hidden": (*mlp, ("none", "fused")),
-        "down_proj": (*bsd, ("none", "dots")),
-        # fp32 row statistics of the four RMSNorms (mean square and its rsqrt per normalised row)
-        "attn_norm_stats": (("batch", "seq", None), (B, S, 2), 4, ("none",)),
-        "mlp_norm_stats": (("batch", "seq", None), (B, S, 2), 4, ("none",)),
-        "q_norm_stats": (("batch", "seq", "act_heads", None), (B, S, H, 2), 4, ("none",)),
-        "k_norm_stats": (("batch", "seq", "act_kv_heads", None), (B, S, K, 2), 4, ("none",)),
+        "down_proj": (*bsd, ("dots",)),
+        # the fp32 rsqrt of each normalised row's mean square, for the four RMSNorms
+        "attn_norm_stats": (("batch", "seq", None), (B, S, 1), 4, ("none",)),
+        "mlp_norm_stats": (("batch", "seq", None), (B, S, 1), 4, ("none",)),
+        "q_norm_stats": (("batch", "seq", "act_heads", None), (B, S, H, 1), 4, ("none",)),
+        "k_norm_stats": (("batch", "seq", "act_kv_heads", None), (B, S, K, 1), 4, ("none",)),
     }
     if w.attention == "xla":  # fp32 scores and compute-dtype probabilities, [B, H, S, S]
         scores = ("batch", "act_heads", "seq", None)
