@@ -47,10 +47,9 @@ def run_one(args, remat: str, attention: str) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from siamgpt_jax.model.config import flops_per_token, param_count, preset
+    from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token, param_count, preset
     from siamgpt_jax.model.qwen3 import init_model
     from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-    from siamgpt_jax.train.loop import PEAK_TFLOPS
     from siamgpt_jax.train.optimizer import OptimConfig, make_optimizer
     from siamgpt_jax.train.state import ModelDef, create_train_state, state_shardings
     from siamgpt_jax.train.step import StepConfig, batch_sharding, jit_train_step, make_train_step

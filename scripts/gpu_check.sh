@@ -3,6 +3,8 @@
 #   1. cuDNN attention vs the XLA reference (values, grads, packed segments) and which path "auto" picks
 #   2. train-step tokens/s and MFU of Qwen3-1.7B at seq_len 4096 (bf16 compute, fp32 params + AdamW)
 # Runs unchanged on CPU at a tiny size: SIZE=tiny bash scripts/gpu_check.sh
+# Needs only jax, flax, optax, orbax-checkpoint and numpy, which the lent GPU machine's image has:
+# no wheels to carry (tests/train/test_bench_scripts.py runs it with grain, pythainlp etc. hidden).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu_out}

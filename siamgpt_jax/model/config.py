@@ -244,6 +244,11 @@ def param_count(c: Qwen3Config) -> int:
     return total
 
 
+# Dense bf16 peak per device (TFLOP/s), for MFU when a config does not say. Kept here, beside the
+# FLOP count, so the GPU check imports no data-loading packages.
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "GH200": 989.0}
+
+
 def flops_per_token(c: Qwen3Config, seq_len: int, *, training: bool = True, causal: bool = True) -> float:
     """Model FLOPs per token (the MFU numerator): 2 FLOPs per matmul MAC, backward = 2x forward.
 

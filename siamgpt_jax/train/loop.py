@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from siamgpt_jax import config as config_lib
-from siamgpt_jax.model.config import flops_per_token
+from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token
 from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.parallel.rules import logical_to_spec
@@ -37,8 +37,6 @@ from siamgpt_jax.train.step import (
     make_train_step,
 )
 
-# Dense bf16 peak per device, for MFU when the config does not say.
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "GH200": 989.0}
 
 
 class NonFiniteLossError(RuntimeError):
