@@ -1,11 +1,11 @@
-"""RMSNorm and the SwiGLU product with hand-written backwards that keep only their inputs.
+"""RMSNorm and the SwiGLU MLP's end with hand-written backwards that keep only their inputs.
 
-Autodiff keeps every intermediate its backward reads. For the SwiGLU hidden `silu(gate) * up` that
-is sigmoid(gate), its derivative, silu(gate) and the product besides gate and up: six [B, S, F]
-tensors per layer where two suffice. For an RMSNorm it is the normalised rows and their mean square
-besides the input. Without remat each of those is an [L, ...] stack the step writes in the forward
-and reads back in the backward. The backwards here recompute the cheap elementwise parts from the
-inputs (and the norm's per-row rsqrt) instead.
+Autodiff keeps every intermediate its backward reads. For `down_proj(silu(gate) * up)` that is
+sigmoid(gate), its derivative, silu(gate) and the hidden besides gate and up: six [B, S, F] tensors
+per layer where two suffice. For an RMSNorm it is the normalised rows and their mean square besides
+the input. Without remat each of those is an [L, ...] stack the step writes in the forward and reads
+back in the backward. The backwards here recompute the cheap elementwise parts from the inputs (and
+the norm's per-row rsqrt) instead.
 
 Forwards are exactly the formulas transformers uses, so logits do not change. Backwards work in
 fp32 and cast the cotangents to the input dtypes.
@@ -17,6 +17,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+
+from siamgpt_jax.parallel.rules import constrain
 
 
 def _rms_forward(x, weight, eps):
@@ -49,24 +51,41 @@ def _rms_bwd(eps, res, g):
 rms_norm.defvjp(_rms_fwd, _rms_bwd)
 
 
-@jax.custom_vjp
 def swiglu(gate: jnp.ndarray, up: jnp.ndarray) -> jnp.ndarray:
-    """silu(gate) * up, the Qwen3 MLP's hidden."""
+    """silu(gate) * up, the Qwen3 MLP's hidden (HF's formula)."""
     return jax.nn.silu(gate) * up
 
 
-def _swiglu_fwd(gate, up):
-    return swiglu(gate, up), (gate, up)
+def _hidden(gate, up):
+    return constrain(swiglu(gate, up), ("batch", "seq", "act_mlp"))
 
 
-def _swiglu_bwd(res, g):
-    gate, up = res
-    gf, gg = gate.astype(jnp.float32), g.astype(jnp.float32)
+@jax.custom_vjp
+def swiglu_down(gate: jnp.ndarray, up: jnp.ndarray, down_proj: jnp.ndarray) -> jnp.ndarray:
+    """The MLP after its two input projections: down_proj(silu(gate) * up).
+
+    gate, up: [B, S, F]; down_proj: [D, F] (HF's [out, in]) -> [B, S, D]. The backward rebuilds
+    the hidden from gate and up for the down projection's weight grad, so only those are kept.
+    """
+    return jnp.einsum("bsf,df->bsd", _hidden(gate, up), down_proj)
+
+
+def _swiglu_down_fwd(gate, up, down_proj):
+    return swiglu_down(gate, up, down_proj), (gate, up, down_proj)
+
+
+def _swiglu_down_bwd(res, g):
+    gate, up, down_proj = res
+    # the two matmuls give the compute dtype, as autodiff's do (an fp32 [B, S, F] would double
+    # the backward's largest temporary); the elementwise rest runs in fp32
+    d_weight = jnp.einsum("bsd,bsf->df", g, _hidden(gate, up))
+    d_hidden = constrain(jnp.einsum("bsd,df->bsf", g, down_proj), ("batch", "seq", "act_mlp"))
+    gf, dh = gate.astype(jnp.float32), d_hidden.astype(jnp.float32)
     sig = jax.nn.sigmoid(gf)
-    d_up = gg * gf * sig
+    d_up = dh * gf * sig
     # d silu(x)/dx = sigmoid(x) * (1 + x * (1 - sigmoid(x)))
-    d_gate = gg * up.astype(jnp.float32) * sig * (1 + gf * (1 - sig))
-    return d_gate.astype(gate.dtype), d_up.astype(up.dtype)
+    d_gate = dh * up.astype(jnp.float32) * sig * (1 + gf * (1 - sig))
+    return d_gate.astype(gate.dtype), d_up.astype(up.dtype), d_weight
 
 
-swiglu.defvjp(_swiglu_fwd, _swiglu_bwd)
+swiglu_down.defvjp(_swiglu_down_fwd, _swiglu_down_bwd)

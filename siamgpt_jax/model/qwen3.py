@@ -16,7 +16,7 @@ from flax import nnx
 
 from siamgpt_jax.model import attention as attn
 from siamgpt_jax.model.config import Qwen3Config, param_logical_axes, param_shapes
-from siamgpt_jax.model.layer_ops import rms_norm, swiglu
+from siamgpt_jax.model.layer_ops import rms_norm, swiglu_down
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sharding
 
@@ -56,8 +56,7 @@ def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
     h = rms_norm(x, w["mlp_norm"], eps)
     gate = jnp.einsum("bsd,fd->bsf", h, w["gate_proj"])
     up = jnp.einsum("bsd,fd->bsf", h, w["up_proj"])
-    act = constrain(swiglu(gate, up), ("batch", "seq", "act_mlp"))
-    x = x + jnp.einsum("bsf,df->bsd", act, w["down_proj"])
+    x = x + swiglu_down(gate, up, w["down_proj"])
     return constrain(x, ("batch", "seq", "act_embed"))
 
 

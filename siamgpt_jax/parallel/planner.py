@@ -200,10 +200,11 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         "k_proj": (*kv, ("none", "dots")),
         "v_proj": (*kv, ("none", "dots")),
         # Without remat the backward also keeps q/k after RoPE (the attention's inputs), the
-        # attention output, the residual after attention and the MLP hidden silu(gate) * up (the
-        # down projection's input). The RMSNorms and the SwiGLU have hand-written backwards
-        # (model/layer_ops.py) that keep only their inputs and, per normalised row, one fp32 rsqrt.
-        # A replayed layer (remat) also builds q/k after their norm and sigmoid(gate) on the way.
+        # attention output and the residual after attention. The RMSNorms and the MLP's
+        # down_proj(silu(gate) * up) have hand-written backwards (model/layer_ops.py) that keep only
+        # their inputs and, per normalised row, one fp32 rsqrt; the backward rebuilds the hidden
+        # (counted with the MLP backward below). A replayed layer (remat) also builds q/k after
+        # their norm and sigmoid(gate) on the way.
         "q_norm": (*q, ()),
         "k_norm": (*kv, ()),
         "q_rope": (*q, ("none",)),
@@ -215,7 +216,7 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         "gate_proj": (*mlp, ("none", "dots")),
         "up_proj": (*mlp, ("none", "dots")),
         "gate_sigmoid": (*mlp, ()),
-        "mlp_hidden": (*mlp, ("none", "fused")),
+        "mlp_hidden": (*mlp, ("fused",)),
         "down_proj": (*bsd, ("dots",)),
         # the fp32 rsqrt of each normalised row's mean square, for the four RMSNorms
         "attn_norm_stats": (("batch", "seq", None), (B, S, 1), 4, ("none",)),
@@ -330,8 +331,9 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
     B, S, D, F = micro_batch, w.seq_len, c.hidden_size, c.intermediate_size
     bsd, bsf = ("batch", "seq", "act_embed"), ("batch", "seq", "act_mlp")
     # MLP backward (read from the compiled step's peak): cotangents of the MLP output and its norm
-    # input ([B,S,D]), of the hidden, gate and up, and the two products of the silu derivative
-    backward = 2 * act_bytes(bsd, (B, S, D), cb) + 5 * act_bytes(bsf, (B, S, F), cb)
+    # input ([B,S,D]), of the hidden, gate and up, the two products of the silu derivative, and
+    # the hidden rebuilt from gate and up for the down projection's weight grad
+    backward = 2 * act_bytes(bsd, (B, S, D), cb) + 6 * act_bytes(bsf, (B, S, F), cb)
     # The embedding gather reads a table with the embed dim whole, in compute dtype (model/qwen3.py):
     # where that is not the param shard itself (FSDP splits D, or a dtype cast), the forward gathers
     # it and the backward scatter-adds into a zeroed table of that shape, alive through the layer

@@ -1,4 +1,5 @@
-"""RMSNorm and SwiGLU with hand-written backwards: same values and grads as autodiff, fewer residuals."""
+"""RMSNorm and the SwiGLU MLP end with hand-written backwards: same values and grads as autodiff,
+fewer residuals."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from siamgpt_jax.model.config import Qwen3Config
-from siamgpt_jax.model.layer_ops import rms_norm, swiglu
+from siamgpt_jax.model.layer_ops import rms_norm, swiglu_down
 from siamgpt_jax.model.qwen3 import _layer, init_model
 from siamgpt_jax.model.rope import cos_sin
 
@@ -17,48 +18,50 @@ def autodiff_rms_norm(x, weight, eps):
     return weight.astype(x.dtype) * xf.astype(x.dtype)
 
 
-def autodiff_swiglu(gate, up):
-    return jax.nn.silu(gate) * up
+def autodiff_swiglu_down(gate, up, down_proj):
+    return jnp.einsum("bsf,df->bsd", jax.nn.silu(gate) * up, down_proj)
 
 
-def _inputs(dtype, shape=(2, 5, 3, 16)):
-    k = jax.random.split(jax.random.PRNGKey(0), 4)
+def _inputs(dtype, shape=(2, 5, 16), out=12):
+    k = jax.random.split(jax.random.PRNGKey(0), 5)
     x = (3 * jax.random.normal(k[0], shape)).astype(dtype)
     weight = 1 + 0.1 * jax.random.normal(k[1], shape[-1:])  # fp32, as norm params are kept
-    g = jax.random.normal(k[2], shape).astype(dtype)
+    g = jax.random.normal(k[2], (*shape[:-1], out)).astype(dtype)
     up = jax.random.normal(k[3], shape).astype(dtype)
-    return x, weight, g, up
+    down = (0.3 * jax.random.normal(k[4], (out, shape[-1]))).astype(dtype)  # [D, F], HF's [out, in]
+    return x, weight, g, up, down
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_forwards_are_the_reference_formulas_exactly(dtype):
-    x, weight, _, up = _inputs(dtype)
+    x, weight, _, up, down = _inputs(dtype)
     assert rms_norm(x, weight, 1e-6).dtype == dtype
     np.testing.assert_array_equal(np.asarray(rms_norm(x, weight, 1e-6), np.float32),
                                   np.asarray(autodiff_rms_norm(x, weight, 1e-6), np.float32))
-    np.testing.assert_array_equal(np.asarray(swiglu(x, up), np.float32), np.asarray(autodiff_swiglu(x, up), np.float32))
+    np.testing.assert_array_equal(np.asarray(swiglu_down(x, up, down), np.float32),
+                                  np.asarray(autodiff_swiglu_down(x, up, down), np.float32))
 
 
-def _grads(norm, act, x, weight, g, up):
-    def f(x, weight, up):
-        return jnp.sum((act(norm(x, weight, 1e-6), up) * g).astype(jnp.float32))
-    return jax.grad(f, argnums=(0, 1, 2))(x, weight, up)
+def _grads(norm, mlp_end, x, weight, g, up, down):
+    def f(x, weight, up, down):
+        return jnp.sum((mlp_end(norm(x, weight, 1e-6), up, down) * g).astype(jnp.float32))
+    return jax.grad(f, argnums=(0, 1, 2, 3))(x, weight, up, down)
 
 
 def test_grads_match_autodiff_fp32():
-    x, weight, g, up = _inputs(jnp.float32)
-    ours = _grads(rms_norm, swiglu, x, weight, g, up)
-    ref = _grads(autodiff_rms_norm, autodiff_swiglu, x, weight, g, up)
+    x, weight, g, up, down = _inputs(jnp.float32)
+    ours = _grads(rms_norm, swiglu_down, x, weight, g, up, down)
+    ref = _grads(autodiff_rms_norm, autodiff_swiglu_down, x, weight, g, up, down)
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
 
 
 def test_grads_bf16_are_as_close_to_fp32_as_autodiff():
-    x32, weight, g32, up32 = _inputs(jnp.float32)
-    exact = _grads(autodiff_rms_norm, autodiff_swiglu, x32, weight, g32, up32)
-    x, g, up = x32.astype(jnp.bfloat16), g32.astype(jnp.bfloat16), up32.astype(jnp.bfloat16)
-    ours = _grads(rms_norm, swiglu, x, weight, g, up)
-    ref = _grads(autodiff_rms_norm, autodiff_swiglu, x, weight, g, up)
+    x32, weight, g32, up32, down32 = _inputs(jnp.float32)
+    exact = _grads(autodiff_rms_norm, autodiff_swiglu_down, x32, weight, g32, up32, down32)
+    x, g, up, down = (a.astype(jnp.bfloat16) for a in (x32, g32, up32, down32))
+    ours = _grads(rms_norm, swiglu_down, x, weight, g, up, down)
+    ref = _grads(autodiff_rms_norm, autodiff_swiglu_down, x, weight, g, up, down)
     for o, r, e in zip(ours, ref, exact):
         assert o.dtype == r.dtype
         err_ours = float(jnp.max(jnp.abs(o.astype(jnp.float32) - e)))
@@ -74,16 +77,17 @@ def _saved_shapes(fn, *args):
 
 
 def test_backwards_keep_only_the_inputs():
-    x, weight, _, up = _inputs(jnp.float32)
-    # swiglu: gate and up; autodiff also keeps sigmoid, its derivative, silu...
-    assert _saved_shapes(swiglu, x, up) == [x.shape, x.shape]
-    assert len(_saved_shapes(autodiff_swiglu, x, up)) > 2
+    x, weight, _, up, down = _inputs(jnp.float32)
+    # swiglu_down: gate, up and the weight; autodiff also keeps sigmoid, its derivative, silu and
+    # the hidden
+    assert _saved_shapes(swiglu_down, x, up, down) == sorted([x.shape, x.shape, down.shape])
+    assert _saved_shapes(autodiff_swiglu_down, x, up, down).count(x.shape) == 6
     # rms_norm: the input, the weight and one fp32 rsqrt per row
     assert _saved_shapes(lambda x, w: rms_norm(x, w, 1e-6), x, weight) == sorted(
         [x.shape, weight.shape, (*x.shape[:-1], 1)])
 
 
-def test_a_layer_keeps_three_mlp_wide_tensors():
+def test_a_layer_keeps_two_mlp_wide_tensors():
     cfg = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=96, num_hidden_layers=1,
                       num_attention_heads=4, num_key_value_heads=2, head_dim=8)
     model = init_model(cfg, dtype=jnp.float32)
@@ -91,6 +95,5 @@ def test_a_layer_keeps_three_mlp_wide_tensors():
     x = jax.random.normal(jax.random.PRNGKey(1), (1, 12, 32))
     cos, sin = cos_sin(jnp.arange(12)[None], cfg)
     saved = _saved_shapes(lambda p, x: _layer(cfg, "chunked", jnp.float32, x, p, cos, sin, None), p, x)
-    # gate and up (the swiglu's inputs) and the hidden (down_proj's input, for its weight grad);
-    # autodiff kept sigmoid(gate), its derivative and silu(gate) as well
-    assert saved.count((1, 12, 96)) == 3
+    # gate and up; autodiff kept sigmoid(gate), its derivative, silu(gate) and the hidden as well
+    assert saved.count((1, 12, 96)) == 2

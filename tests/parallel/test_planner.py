@@ -77,12 +77,13 @@ def test_activations_and_logits_by_hand():
     # ([1,16,1] x 2 norms, [1,16,4,1], [1,16,2,1]) and the lse
     stats = 2 * 16 * 4 + 16 * 4 * 4 + 16 * 2 * 4
     working = 6 * 4096 + 4 * 4096 + 4 * 2048 + 3 * 8192 + stats + 4 * 16 * 4  # = 74,496
-    # MLP backward cotangents: 2 [B,S,D] (4,096 B each) + 5 [B,S,F] (16 x 128 x 4 = 8,192 B each)
-    backward = 2 * 4096 + 5 * 8192  # = 49,152
-    assert p.memory["activations"] == saved + per_step + working + backward == 133_888
+    # MLP backward: 2 [B,S,D] cotangents (4,096 B each) + 5 [B,S,F] cotangents and the hidden
+    # rebuilt for the down projection's weight grad (16 x 128 x 4 = 8,192 B each)
+    backward = 2 * 4096 + 6 * 8192  # = 57,344
+    assert p.memory["activations"] == saved + per_step + working + backward == 142_080
     # fused loss, one chunk = all 16 tokens: fp32 logits + fp32 exp + fp32 dlogits over 256 vocab,
     # dh [1,16,64] fp32 and dW [64,256] fp32 = 49,152 + 4,096 + 65,536 = 118,784 < the layer's
-    # 74,496 + 49,152 = 123,648, so the loss adds nothing to the peak
+    # 74,496 + 57,344 = 131,840, so the loss adds nothing to the peak
     loss_phase = 16 * 256 * (4 + 4 + 4) + 16 * 64 * 4 + 64 * 256 * 4
     assert loss_phase == 118_784 and p.memory["logits"] == 0
     assert p.memory["total"] == sum(p.memory[k] for k in ("params", "grads", "optimizer", "activations",
@@ -90,15 +91,15 @@ def test_activations_and_logits_by_hand():
     none = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, param_dtype="float32",
                                                           compute_dtype="float32", remat="none"), HW, 8)
     # no remat: every layer keeps 4 [B,S,D] (input, 2 norms, residual), 3 q-sized (proj, rope,
-    # attention out), 3 kv-sized (k proj, k rope, v), 3 mlp-sized (gate, up, hidden), the rsqrt
-    # per row and the lse: the norms and the SwiGLU keep only their inputs (model/layer_ops.py).
+    # attention out), 3 kv-sized (k proj, k rope, v), 2 mlp-sized (gate, up), the rsqrt per row
+    # and the lse: the norms and the MLP end keep only their inputs (model/layer_ops.py).
     # The layer backward copies the saved tensors it feeds to matmuls out of the stacks (all but
-    # the mlp-sized ones, read in place) and has the MLP cotangents
-    kept = 4 * 4096 + 3 * 4096 + 3 * 2048 + 3 * 8192 + stats + 4 * 16 * 4  # = 60,160
-    sliced = kept - 3 * 8192  # = 35,584
-    assert none.memory["activations"] == 2 * kept + per_step + sliced + backward == 207_104
-    # the loss phase (118,784) exceeds that layer phase (84,736) by 34,048
-    assert none.memory["logits"] == 118_784 - (sliced + backward) == 34_048
+    # the mlp-sized ones, read in place) and has the MLP backward
+    kept = 4 * 4096 + 3 * 4096 + 3 * 2048 + 2 * 8192 + stats + 4 * 16 * 4  # = 51,968
+    sliced = kept - 2 * 8192  # = 35,584
+    assert none.memory["activations"] == 2 * kept + per_step + sliced + backward == 198_912
+    # the loss phase (118,784) exceeds that layer phase (92,928) by 25,856
+    assert none.memory["logits"] == 118_784 - (sliced + backward) == 25_856
     # chunk of 4 tokens: 4 x 256 x 12 + 4,096 + 65,536 = 81,920, under the layer phase
     chunked = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
                                                              remat="none", logits_chunk=4), HW, 8)
@@ -129,8 +130,8 @@ def test_embedding_table_and_lm_head_terms():
     # [64, 256] copy of the LM head with D whole
     fsdp = plan_layout(TINY, MeshConfig(data=1, fsdp=8), none, HW, 8)
     assert fsdp.memory["activations"] - base.memory["activations"] == 256 * 64 * 4
-    layer_phase = 35_584 + 49_152 + 256 * 64 * 4
-    assert fsdp.memory["logits"] == max(0, 118_784 + 64 * 256 * 4 - layer_phase) == 34_048
+    layer_phase = 35_584 + 57_344 + 256 * 64 * 4
+    assert fsdp.memory["logits"] == max(0, 118_784 + 64 * 256 * 4 - layer_phase) == 25_856
     # bf16 compute without FSDP: the table and the head are bf16 casts of the fp32 params
     bf16 = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="bfloat16",
                                                           remat="none"), HW, 8)
