@@ -51,13 +51,9 @@ def _rms_bwd(eps, res, g):
 rms_norm.defvjp(_rms_fwd, _rms_bwd)
 
 
-def swiglu(gate: jnp.ndarray, up: jnp.ndarray) -> jnp.ndarray:
-    """silu(gate) * up, the Qwen3 MLP's hidden (HF's formula)."""
-    return jax.nn.silu(gate) * up
-
-
 def _hidden(gate, up):
-    return constrain(swiglu(gate, up), ("batch", "seq", "act_mlp"))
+    """silu(gate) * up, the Qwen3 MLP's hidden (HF's formula), split over the mlp dim like its matmuls."""
+    return constrain(jax.nn.silu(gate) * up, ("batch", "seq", "act_mlp"))
 
 
 @jax.custom_vjp

@@ -180,11 +180,10 @@ def _spec_axes(logical, shape, sizes: Mapping[str, int], rules: Rules) -> set[st
 def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
     """Per-layer tensors alive for backward: name -> (logical axes, global shape, bytes/elem, saved_by).
 
-    saved_by lists the remat policies that keep the tensor between forward and backward ("fused":
-    never a buffer of its own when a remat policy replays the layer, XLA computes it inside the
-    backward's elementwise fusions). Without
-    remat the list is the forward layer scan's stacked outputs in the compiled step (one [L, ...]
-    buffer each, written by a dynamic-update-slice per layer); docs/MESH.md names them.
+    saved_by lists the remat policies that keep the tensor between forward and backward; a layer
+    replayed under remat builds all of them. Without remat the saved ones are the forward layer
+    scan's stacked outputs in the compiled step (one [L, ...] buffer each, written by a
+    dynamic-update-slice per layer); docs/MESH.md names them.
     """
     B, S, D, F = micro_batch, w.seq_len, c.hidden_size, c.intermediate_size
     H, K, Dh = c.num_attention_heads, c.num_key_value_heads, c.head_dim
@@ -216,7 +215,6 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         "gate_proj": (*mlp, ("none", "dots")),
         "up_proj": (*mlp, ("none", "dots")),
         "gate_sigmoid": (*mlp, ()),
-        "mlp_hidden": (*mlp, ("fused",)),
         "down_proj": (*bsd, ("dots",)),
         # the fp32 rsqrt of each normalised row's mean square, for the four RMSNorms
         "attn_norm_stats": (("batch", "seq", None), (B, S, 1), 4, ("none",)),
@@ -318,8 +316,7 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
     per_layer_saved, recomputed, sliced = 0.0, 0.0, 0.0
     for _, (logical, shape, eb, saved_by) in _activation_tensors(c, w, micro_batch).items():
         b = act_bytes(logical, shape, eb)
-        if "fused" not in saved_by:
-            recomputed += b
+        recomputed += b
         if w.remat in saved_by:
             per_layer_saved += b
             # the [B,S,F] MLP residuals are read in place by fused elementwise backward ops; the
