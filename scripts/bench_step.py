@@ -7,7 +7,8 @@ and the compiled JAX step's temporary memory (XLA's memory analysis).
 The JAX side is compiled as the train step is: a pure function of the params under jax.jit, with
 the train step's compiler options and the `train` command's host-memory setting
 (train/cpu_tuning.py; --cpu-defaults drops both; the setting is process-wide, so torch runs with it
-too) and the model's default attention ("auto": the chunked path on CPU).
+too) and the model's default attention ("auto": the chunked path on CPU). Its loss is optax's
+integer-label cross-entropy (logsumexp minus the target logit, as torch's cross_entropy).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     import jax
     import jax.numpy as jnp
     import numpy as np
+    import optax
     import torch
 
     from siamgpt_jax.convert.tiny_hf import make_hf_model
@@ -67,9 +69,9 @@ def main() -> None:
     jids = jnp.asarray(ids)
     options = None if a.cpu_defaults else compiler_options()
 
-    def loss(params, ids):
+    def loss(params, ids):  # the mean next-token cross-entropy, as HF computes it with labels=ids
         logits = model_def.merge(params)(ids[:, :-1])
-        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), ids[:, 1:, None], -1))
+        return optax.softmax_cross_entropy_with_integer_labels(logits, ids[:, 1:]).mean()
 
     # compiled once, ahead of time: the timed calls and the memory figure use the same executable
     grad_step = jax.jit(jax.value_and_grad(loss), compiler_options=options).lower(params, jids).compile()

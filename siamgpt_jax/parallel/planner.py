@@ -87,8 +87,7 @@ class Workload:
     optimizer_dtype: str = "float32"  # AdamW's two moments
     remat: RematPolicy = "full"
     # xla materialises [B, H, S, S] scores; chunked (model/chunked_attention.py) keeps what flash
-    # keeps, plus one query block's [B, H, block, S] probabilities and score cotangent while a
-    # layer's backward runs
+    # keeps, plus one query block's [B, H, block, S] fp32 probabilities while a layer's backward runs
     attention: Literal["xla", "chunked", "flash"] = "flash"
     logits_chunk: int | None = None  # tokens of each sequence per loss chunk (train/loss.py); None = all
 
@@ -339,11 +338,13 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
     table_local = _numel(local_shape(("vocab", None), shapes["embed"], sizes, rules))
     table_grad = float(table_local * cb) if (table_local != emb_local or cb != pb) else 0.0
     if w.attention == "chunked":
-        # the last query block's backward (it attends to every key): its fp32 probabilities and the
-        # score cotangent in compute dtype, [B, H, block, S] each; XLA fuses the scores and the
-        # probability cotangent into those two (fit on scripts/compare_planner_xla.py --attention chunked)
+        # the last query block's backward (it attends to every key): its fp32 probabilities,
+        # [B, H, block, S]. XLA fuses the scores, the probability cotangent and the score cotangent
+        # into the ops around it; since the backward contracts the block's slabs as they lie
+        # (no transposed copies) the compiled step's peak holds that one slab (fit on
+        # scripts/compare_planner_xla.py --attention chunked)
         blk = attention_block_size(S)
-        backward += act_bytes(("batch", "act_heads", None, "seq"), (B, c.num_attention_heads, blk, S), 4 + cb)
+        backward += act_bytes(("batch", "act_heads", None, "seq"), (B, c.num_attention_heads, blk, S), 4)
     layer_phase = (recomputed if w.remat != "none" else sliced) + backward + table_grad
     # train/loss.py: a scan over chunks of `logits_chunk` tokens per sequence keeps one chunk's fp32
     # logits and fp32 exp(logits - lse), and its dlogits in compute dtype; the residuals for the

@@ -110,11 +110,11 @@ def test_activations_and_logits_by_hand():
     # (fp32) instead of the lse, kept and sliced alike; once per step the [B,H,S,S] bool mask
     per_layer = 4 * 16 * 16 * (4 + 4) + 4 * 16 * 2 * 4 - 4 * 16 * 4
     assert xla.memory["activations"] - none.memory["activations"] == 2 * per_layer + per_layer + 4 * 16 * 16
-    # chunked keeps what flash keeps; its backward adds one query block's fp32 probabilities and
-    # the compute-dtype score cotangent: [1, 4, block 16, 16] x (4 + 4)
+    # chunked keeps what flash keeps; its backward adds one query block's fp32 probabilities:
+    # [1, 4, block 16, 16] x 4
     chunk = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
                                                            remat="none", attention="chunked"), HW, 8)
-    assert chunk.memory["activations"] - none.memory["activations"] == 4 * 16 * 16 * (4 + 4)
+    assert chunk.memory["activations"] - none.memory["activations"] == 4 * 16 * 16 * 4
 
 
 def test_embedding_table_and_lm_head_terms():
