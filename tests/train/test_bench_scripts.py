@@ -102,3 +102,17 @@ def test_bench_step_runs_at_a_tiny_size():
     proc = _run(["scripts/bench_step.py", "--layers", "1", "--hidden", "64", "--seq", "32", "--vocab", "256", "--reps", "1"],
                 xla_flags=None, timeout=240)
     assert "ratio jax/torch" in proc.stdout
+
+
+def test_bench_attention_runs_against_torch_and_a_baseline():
+    # one query block at 64 tokens, three at 300 (104, 104 and a ragged 92 rows), with packed
+    # segments: the script itself fails when outputs or grads differ from torch's by > 1e-4
+    proc = _run(["scripts/bench_attention.py", "--seqs", "64,300", "--heads", "4", "--kv-heads", "2", "--head-dim",
+                 "16", "--reps", "1", "--block", "1", "--segments", "--baseline", "HEAD"], xla_flags=None, timeout=240)
+    rows = _json_lines(proc.stdout)
+    assert [r["seq"] for r in rows] == [64, 300]
+    for r in rows:
+        assert set(r["ms"]) == {"chunked", "chunked fwd", "baseline", "baseline fwd", "torch", "torch fwd"}
+        assert max(r["max_abs_diff_vs_torch"].values()) <= 1e-4
+        assert r["fwd_bwd_over_torch"]["chunked"] > 0 and r["chunked_over_baseline"] > 0
+    assert "chunked/baseline" in proc.stdout
