@@ -274,9 +274,12 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
     collectives: list[Collective] = []
     link = {a: "dcn" if ms.dcn[a] > 1 else "ici" for a in MESH_AXES}
     gathered_layer, gathered_matrix = 0.0, 0.0
+    local_layer_matrices = 0  # this device's elements of the stacked layer weights the layer casts
     for name, shape in shapes.items():
         loc = _numel(local_shape(axes[name], shape, sizes, rules))
         local_params += loc
+        if name.startswith("layers.") and not name.endswith("norm"):  # norms stay in param dtype
+            local_layer_matrices += loc
         split = _spec_axes(axes[name], shape, sizes, rules)
         for a in MESH_AXES:
             n = sizes[a]
@@ -323,6 +326,11 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
             if "act_mlp" not in logical:
                 sliced += b
     per_step = sum(act_bytes(lg, sh, eb) for lg, sh, eb in _step_tensors(c, w, micro_batch).values())
+    if w.remat == "none" and cb != pb:
+        # Without remat the backward's matmuls read the compute-dtype copy each layer cast its
+        # weights to (model/qwen3.py `_layer`), so the forward scan stacks those copies as
+        # residuals, [L, ...] and sharded like the params; a remat policy recasts them instead
+        per_step += float(local_layer_matrices * cb)
     L = c.num_hidden_layers
     B, S, D, F = micro_batch, w.seq_len, c.hidden_size, c.intermediate_size
     bsd, bsf = ("batch", "seq", "act_embed"), ("batch", "seq", "act_mlp")

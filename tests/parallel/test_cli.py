@@ -59,3 +59,14 @@ def test_mesh_bench_times_the_real_train_step(tmp_path, capsys):
         m = r["last_metrics"]
         assert m["loss_tokens"] == 8 * 16 and abs(m["loss"] - 5.545) < 0.5 and m["grad_norm"] > 0
     assert rows[0]["last_metrics"]["loss"] == pytest.approx(rows[1]["last_metrics"]["loss"], rel=1e-5)
+
+
+def test_mesh_compile_prints_xla_and_planner_figures_and_the_cpu_bf16_caveat(capsys):
+    common = ["mesh", "compile", "--model", "qwen3-tiny", "--model-override", "vocab_size=256",
+              "--model-override", "num_hidden_layers=2", "--devices", "8", "--layout", "data=2,fsdp=4",
+              "--seq-len", "16", "--global-batch", "8", "--param-dtype", "float32", "--attention", "xla"]
+    assert main(common + ["--compute-dtype", "float32"]) == 0
+    text = capsys.readouterr().out
+    assert "XLA    : args" in text and "planner/XLA =" in text and "note: XLA:CPU" not in text
+    assert main(common + ["--compute-dtype", "bfloat16"]) == 0
+    assert "note: XLA:CPU keeps fp32 copies of bfloat16 activations" in capsys.readouterr().out

@@ -137,7 +137,9 @@ def test_embedding_table_and_lm_head_terms():
                                                           remat="none"), HW, 8)
     half = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="bfloat16",
                                                           param_dtype="bfloat16", remat="none"), HW, 8)
-    assert bf16.memory["activations"] - half.memory["activations"] == 256 * 64 * 2
+    # (and, without remat, the layers' bf16 weight casts kept for the backward: 73,728 x 2 B,
+    # test_remat_none_keeps_the_compute_dtype_weight_copies)
+    assert bf16.memory["activations"] - half.memory["activations"] == 256 * 64 * 2 + 73_728 * 2
 
 
 def test_gathered_weights_per_layer_or_per_matrix():
@@ -187,3 +189,21 @@ def test_errors_and_sizes():
     assert parse_size("80GiB") == 80 * 2**30 and parse_size("450GB/s") == 450e9 and parse_size("1e3") == 1000
     with pytest.raises(ValueError, match="cannot parse size"):
         parse_size("80 parsecs")
+
+
+def test_remat_none_keeps_the_compute_dtype_weight_copies():
+    # Without remat the backward reads each layer's weights as cast to the compute dtype, and the
+    # forward scan stacks those casts as residuals (seen in the compiled step: bf16[L, ...] stacks
+    # shaped like the local weight shards). TINY's layer matrices: 2 layers x (q 4,096 + k 2,048 +
+    # v 2,048 + o 4,096 + gate/up/down 3 x 8,192) = 73,728 elements; norms stay fp32, uncast.
+    def activations(mesh, param_dtype, remat):
+        w = Workload(seq_len=16, global_batch=8, param_dtype=param_dtype, compute_dtype="bfloat16", remat=remat)
+        return plan_layout(TINY, mesh, w, HW, 8).memory["activations"]
+
+    # without FSDP fp32 params also cost the embedding table's bf16 cast [256, 64] (with FSDP the
+    # table is gathered whole in either case): test_embedding_table_and_lm_head_terms
+    for mesh, shards, table in ((MeshConfig(data=8), 1, 256 * 64 * 2), (MeshConfig(data=1, fsdp=8), 8, 0)):
+        copies = activations(mesh, "float32", "none") - activations(mesh, "bfloat16", "none")
+        assert copies == 73_728 // shards * 2 + table
+        # a remat policy recasts the weights in the backward: nothing extra is kept
+        assert activations(mesh, "float32", "full") - activations(mesh, "bfloat16", "full") == table
