@@ -180,6 +180,11 @@ def preset(name: str) -> Qwen3Config:
         raise KeyError(f"unknown model preset '{name}'{hint} (known: {', '.join(PRESETS)})") from None
 
 
+# The per-layer RMSNorm weights: a layer uses them in the param dtype and casts every other layer
+# weight to the compute dtype (model/qwen3.py; the planner counts those casts)
+LAYER_NORM_KEYS = ("attn_norm", "q_norm", "k_norm", "mlp_norm")
+
+
 def param_shapes(c: Qwen3Config) -> dict[str, tuple[int, ...]]:
     """Shapes of every parameter, layer tensors stacked on a leading `layers` axis.
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from siamgpt_jax.model import attention as attn
-from siamgpt_jax.model.config import Qwen3Config, param_logical_axes, param_shapes
+from siamgpt_jax.model.config import LAYER_NORM_KEYS, Qwen3Config, param_logical_axes, param_shapes
 from siamgpt_jax.model.layer_ops import rms_norm, swiglu_down
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sharding
@@ -23,7 +23,6 @@ from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sh
 # Logical axis names of every parameter (keys as in param_shapes); an untied config lists lm_head too.
 LOGICAL_AXES: dict[str, tuple[str, ...]] = param_logical_axes(Qwen3Config(tie_word_embeddings=False))
 LAYER_KEYS = tuple(k.split(".", 1)[1] for k in LOGICAL_AXES if k.startswith("layers."))
-NORM_KEYS = ("attn_norm", "q_norm", "k_norm", "mlp_norm")
 
 # "dots" saves the outputs of weight matmuls (dots without batch dims) and recomputes the rest,
 # including the [S, S] attention scores, which are the expensive thing to keep.
@@ -37,7 +36,7 @@ REMAT_POLICIES = {
 def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
     """One decoder layer. x: [B,S,D]; p: this layer's params (no `layers` axis)."""
     eps = config.rms_norm_eps
-    w = {k: (v if k in NORM_KEYS else v.astype(dtype)) for k, v in p.items()}
+    w = {k: (v if k in LAYER_NORM_KEYS else v.astype(dtype)) for k, v in p.items()}
 
     h = rms_norm(x, w["attn_norm"], eps)
     q = jnp.einsum("bsd,hkd->bshk", h, w["q_proj"])

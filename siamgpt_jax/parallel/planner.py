@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from siamgpt_jax.model.config import (
-    Qwen3Config, attention_block_size, flops_per_token, param_logical_axes, param_shapes,
+    LAYER_NORM_KEYS, Qwen3Config, attention_block_size, flops_per_token, param_logical_axes, param_shapes,
 )
 from siamgpt_jax.parallel.mesh import MeshConfig, MeshShape, resolve
 from siamgpt_jax.parallel.rules import MESH_AXES, Rules, local_shape, logical_to_spec, divisible_spec
@@ -278,7 +278,7 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
     for name, shape in shapes.items():
         loc = _numel(local_shape(axes[name], shape, sizes, rules))
         local_params += loc
-        if name.startswith("layers.") and not name.endswith("norm"):  # norms stay in param dtype
+        if name.startswith("layers.") and name.split(".", 1)[1] not in LAYER_NORM_KEYS:
             local_layer_matrices += loc
         split = _spec_axes(axes[name], shape, sizes, rules)
         for a in MESH_AXES:
