@@ -217,7 +217,7 @@ def _run_compile(args) -> int:
                 print(f"  {kind:<19} {v['count']:4d} ops ({v['executed']} executed) {v['bytes'] / 2**20:10.2f} MiB")
     if args.compute_dtype != "float32" and jax.devices()[0].platform == "cpu":
         # seen on scaled Qwen3 configs: the compiled step keeps fp32 stacks of the layer activations
-        # beside the bf16 ones, and planner/XLA read 0.58-0.94 where float32 reads 0.92-1.07
+        # beside the bf16 ones, and planner/XLA read 0.54-0.94 where float32 reads 0.92-1.07
         print(f"note: XLA:CPU keeps fp32 copies of {args.compute_dtype} activations, so its peak above "
               "overstates a GPU compile of this step; on CPU compare with --compute-dtype float32 "
               "(docs/benchmarks/mesh.md)")
