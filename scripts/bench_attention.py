@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_timing import time_in_turns
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -131,19 +133,7 @@ def main() -> int:
             diffs[name] = max(float(np.abs(x - y).max()) for x, y in zip([out, *grads], ref))
         steps["torch"], steps["torch fwd"] = torch_step, torch_fwd
 
-        for fn in steps.values():  # warm up
-            fn()
-        times = {name: [] for name in steps}
-        for _ in range(a.reps):  # the paths take turns, so load changes hit every path
-            for name, fn in steps.items():
-                # each turn runs a path back to back, as a training loop does, and times all but
-                # the first call: a call right after another library's returns runs while that
-                # library's worker threads still spin, which skews short calls either way
-                fn()
-                for _ in range(a.block):
-                    t = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - t)
+        times = time_in_turns(steps, reps=a.reps, block=a.block)
         ms = {name: float(np.median(v)) * 1e3 for name, v in times.items()}
         row = {"seq": S, "heads": H, "kv_heads": K, "head_dim": Dh, "segments": a.segments, "threads": threads,
                "ms": {name: round(v, 2) for name, v in ms.items()},

@@ -1,9 +1,10 @@
 """Forward+backward step: siamgpt-jax (jit) vs transformers + torch eager, CPU, same threads.
 
-    python3 scripts/bench_step.py [--layers 4 --hidden 512 --seq 512 --batch 1 --reps 5]
+    python3 scripts/bench_step.py [--layers 4 --hidden 512 --seq 512 --batch 1 --reps 4 --block 2]
         [--attention auto|chunked|xla] [--cpu-defaults]
 Prints the per-step seconds of both and the ratio jax/torch (goal <= 1.0), measured side by side,
-and the compiled JAX step's temporary memory (XLA's memory analysis).
+and the compiled JAX step's temporary memory (XLA's memory analysis). The two sides take turns of
+back-to-back steps (scripts/bench_timing.py).
 The JAX side is compiled as the train step is: a pure function of the params under jax.jit, with
 the train step's compiler options and the `train` command's host-memory setting
 (train/cpu_tuning.py; --cpu-defaults drops both; the setting is process-wide, so torch runs with it
@@ -16,8 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
+
+from bench_timing import time_in_turns
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -29,7 +31,8 @@ def main() -> None:
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--vocab", type=int, default=8192)
-    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--reps", type=int, default=4, help="turns per side")
+    p.add_argument("--block", type=int, default=2, help="timed back-to-back steps per turn")
     p.add_argument("--attention", default="auto", choices=["auto", "chunked", "xla"])
     p.add_argument("--cpu-defaults", action="store_true",
                    help="no train/cpu_tuning.py settings: XLA's default compiler options and glibc's malloc defaults")
@@ -82,16 +85,9 @@ def main() -> None:
     def jax_step(params):
         return grad_step(params, jids)
 
-    jax.block_until_ready(jax_step(params))
-    torch_step()
-    tj, tt = [], []
-    for _ in range(a.reps):  # interleaved, so load changes hit both
-        t = time.perf_counter()
-        jax.block_until_ready(jax_step(params))
-        tj.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        torch_step()
-        tt.append(time.perf_counter() - t)
+    times = time_in_turns({"jax": lambda: jax.block_until_ready(jax_step(params)), "torch": torch_step},
+                          reps=a.reps, block=a.block)
+    tj, tt = times["jax"], times["torch"]
     j, tr = float(np.median(tj)), float(np.median(tt))
     print(f"threads={threads} layers={a.layers} hidden={a.hidden} seq={a.seq} batch={a.batch} vocab={a.vocab} fp32 "
           f"attention={a.attention} cpu_tuning={'off' if a.cpu_defaults else 'on'}")

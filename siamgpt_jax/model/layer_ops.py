@@ -18,7 +18,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from siamgpt_jax.parallel.rules import constrain
+from siamgpt_jax.parallel.rules import constrain, is_split
 
 
 def _rms_forward(x, weight, eps):
@@ -66,6 +66,20 @@ def swiglu_down(gate: jnp.ndarray, up: jnp.ndarray, down_proj: jnp.ndarray) -> j
     return jnp.einsum("bsf,df->bsd", _hidden(gate, up), down_proj)
 
 
+def _sum_over_tokens(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """[B, S, X], [B, S, Y] -> [X, Y]: a weight gradient, summed over every token.
+
+    The tokens are merged into one [B*S] dim first, so the matmul has a single contracting dim.
+    Measured on XLA:CPU, contracting batch and sequence as two dims made the whole fwd+bwd step ~5-9%
+    slower: the transposing fusions around the MLP backward ran several times longer
+    (docs/benchmarks/model.md). The merge is free only while no mesh axis splits the sequence;
+    otherwise the dims stay apart.
+    """
+    if is_split("seq"):
+        return jnp.einsum("bsx,bsy->xy", a, b)
+    return jnp.einsum("tx,ty->xy", a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]))
+
+
 def _swiglu_down_fwd(gate, up, down_proj):
     return swiglu_down(gate, up, down_proj), (gate, up, down_proj)
 
@@ -74,7 +88,7 @@ def _swiglu_down_bwd(res, g):
     gate, up, down_proj = res
     # the two matmuls give the compute dtype, as autodiff's do (an fp32 [B, S, F] would double
     # the backward's largest temporary); the elementwise rest runs in fp32
-    d_weight = jnp.einsum("bsd,bsf->df", g, _hidden(gate, up))
+    d_weight = _sum_over_tokens(g, _hidden(gate, up))
     d_hidden = constrain(jnp.einsum("bsd,df->bsf", g, down_proj), ("batch", "seq", "act_mlp"))
     gf, dh = gate.astype(jnp.float32), d_hidden.astype(jnp.float32)
     sig = jax.nn.sigmoid(gf)

@@ -166,6 +166,15 @@ def active_mesh_rules() -> tuple[Mesh, Rules] | None:
     return _ACTIVE.get()
 
 
+def is_split(logical_axis: str) -> bool:
+    """Whether the active mesh splits dims named `logical_axis` (False when no mesh is active)."""
+    active = _ACTIVE.get()
+    if active is None:
+        return False
+    mesh, rules = active
+    return any(mesh.shape.get(axis, 1) > 1 for axis in rules.get(logical_axis, ()))
+
+
 def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
     """with_sharding_constraint by logical names; a no-op when no mesh is active."""
     active = _ACTIVE.get()

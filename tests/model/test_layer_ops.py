@@ -2,6 +2,7 @@
 fewer residuals."""
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -97,3 +98,42 @@ def test_a_layer_keeps_two_mlp_wide_tensors():
     saved = _saved_shapes(lambda p, x: _layer(cfg, "chunked", jnp.float32, x, p, cos, sin, None), p, x)
     # gate and up; autodiff kept sigmoid(gate), its derivative, silu(gate) and the hidden as well
     assert saved.count((1, 12, 96)) == 2
+
+
+def _contracting_dim_counts(fn, *args) -> list[int]:
+    """How many dims each dot_general of fn's grad jaxpr contracts (lhs side)."""
+    jaxpr = jax.make_jaxpr(jax.grad(fn, argnums=(0, 1, 2)))(*args)
+    counts = []
+
+    def walk(jx):
+        for eqn in jx.eqns:
+            if eqn.primitive.name == "dot_general":
+                (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+                counts.append(len(lhs_contract))
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jaxpr.jaxpr)
+    return counts
+
+
+@pytest.mark.parametrize("sequence", [1, 2])
+def test_down_proj_weight_grad_merges_tokens_unless_the_sequence_is_split(sequence):
+    from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
+    from siamgpt_jax.parallel.rules import use_mesh_rules
+
+    gate, _, _, up, down = _inputs(jnp.float32, shape=(4, 8, 16))
+
+    def loss(gate, up, down):
+        return jnp.sum(swiglu_down(gate, up, down) ** 2)
+
+    want = jax.grad(loss, argnums=(0, 1, 2))(gate, up, down)
+    mesh = make_mesh(MeshConfig(data=8 // sequence, sequence=sequence))
+    with use_mesh_rules(mesh):
+        counts = _contracting_dim_counts(loss, gate, up, down)
+        got = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(gate, up, down)
+    # the forward and d_hidden contract the mlp or embed dim; the weight grad contracts the tokens:
+    # one merged [B*S] dim, or batch and sequence apart when a mesh axis splits the sequence
+    assert sorted(counts) == [1, 1, 1 if sequence == 1 else 2]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
