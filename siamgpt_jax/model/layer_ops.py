@@ -66,18 +66,18 @@ def swiglu_down(gate: jnp.ndarray, up: jnp.ndarray, down_proj: jnp.ndarray) -> j
     return jnp.einsum("bsf,df->bsd", _hidden(gate, up), down_proj)
 
 
-def _sum_over_tokens(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+def sum_over_tokens(a: jnp.ndarray, b: jnp.ndarray, **einsum_kwargs) -> jnp.ndarray:
     """[B, S, X], [B, S, Y] -> [X, Y]: a weight gradient, summed over every token.
 
     The tokens are merged into one [B*S] dim first, so the matmul has a single contracting dim.
-    Measured on XLA:CPU, contracting batch and sequence as two dims made the whole fwd+bwd step ~5-9%
-    slower: the transposing fusions around the MLP backward ran several times longer
-    (docs/benchmarks/model.md). The merge is free only while no mesh axis splits the sequence;
-    otherwise the dims stay apart.
+    Measured on XLA:CPU, contracting batch and sequence as two dims was slower: the model's
+    fwd+bwd step by ~5-9% (the transposing fusions around the MLP backward ran several times
+    longer) and the chunked LM-head loss by 5-9% (docs/benchmarks/model.md). The merge is free
+    only while no mesh axis splits the sequence; otherwise the dims stay apart.
     """
     if is_split("seq"):
-        return jnp.einsum("bsx,bsy->xy", a, b)
-    return jnp.einsum("tx,ty->xy", a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]))
+        return jnp.einsum("bsx,bsy->xy", a, b, **einsum_kwargs)
+    return jnp.einsum("tx,ty->xy", a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]), **einsum_kwargs)
 
 
 def _swiglu_down_fwd(gate, up, down_proj):
@@ -88,7 +88,7 @@ def _swiglu_down_bwd(res, g):
     gate, up, down_proj = res
     # the two matmuls give the compute dtype, as autodiff's do (an fp32 [B, S, F] would double
     # the backward's largest temporary); the elementwise rest runs in fp32
-    d_weight = _sum_over_tokens(g, _hidden(gate, up))
+    d_weight = sum_over_tokens(g, _hidden(gate, up))
     d_hidden = constrain(jnp.einsum("bsd,df->bsf", g, down_proj), ("batch", "seq", "act_mlp"))
     gf, dh = gate.astype(jnp.float32), d_hidden.astype(jnp.float32)
     sig = jax.nn.sigmoid(gf)

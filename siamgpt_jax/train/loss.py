@@ -18,6 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from siamgpt_jax.model.layer_ops import sum_over_tokens
 from siamgpt_jax.parallel.rules import constrain
 
 
@@ -52,7 +53,7 @@ def _scan_chunks(hs, w, ts, ms, z_weight: float, with_grads: bool):
         dlogits = (probs * scale - onehot * m[..., None]).astype(h.dtype)
         dh = jnp.einsum("bcv,vd->bcd", dlogits, w, preferred_element_type=jnp.float32).astype(h.dtype)
         dh = constrain(dh, ("batch", "seq", "act_embed"))  # like h; else XLA may split D as the kernel is
-        dw = dw_acc + jnp.einsum("bcv,bcd->vd", dlogits, h, preferred_element_type=jnp.float32)
+        dw = dw_acc + sum_over_tokens(dlogits, h, preferred_element_type=jnp.float32)
         return (ce_acc + ce, z_acc + z, dw), dh
 
     dw0 = jnp.zeros(w.shape, jnp.float32) if with_grads else jnp.zeros((), jnp.float32)

@@ -2,7 +2,6 @@
 fewer residuals."""
 
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.model.layer_ops import rms_norm, swiglu_down
 from siamgpt_jax.model.qwen3 import _layer, init_model
 from siamgpt_jax.model.rope import cos_sin
+from tests.jaxpr_utils import dot_contracting_dim_counts
 
 
 def autodiff_rms_norm(x, weight, eps):
@@ -100,23 +100,6 @@ def test_a_layer_keeps_two_mlp_wide_tensors():
     assert saved.count((1, 12, 96)) == 2
 
 
-def _contracting_dim_counts(fn, *args) -> list[int]:
-    """How many dims each dot_general of fn's grad jaxpr contracts (lhs side)."""
-    jaxpr = jax.make_jaxpr(jax.grad(fn, argnums=(0, 1, 2)))(*args)
-    counts = []
-
-    def walk(jx):
-        for eqn in jx.eqns:
-            if eqn.primitive.name == "dot_general":
-                (lhs_contract, _), _ = eqn.params["dimension_numbers"]
-                counts.append(len(lhs_contract))
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                walk(sub)
-
-    walk(jaxpr.jaxpr)
-    return counts
-
-
 @pytest.mark.parametrize("sequence", [1, 2])
 def test_down_proj_weight_grad_merges_tokens_unless_the_sequence_is_split(sequence):
     from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
@@ -130,7 +113,7 @@ def test_down_proj_weight_grad_merges_tokens_unless_the_sequence_is_split(sequen
     want = jax.grad(loss, argnums=(0, 1, 2))(gate, up, down)
     mesh = make_mesh(MeshConfig(data=8 // sequence, sequence=sequence))
     with use_mesh_rules(mesh):
-        counts = _contracting_dim_counts(loss, gate, up, down)
+        counts = dot_contracting_dim_counts(jax.grad(loss, argnums=(0, 1, 2)), gate, up, down)
         got = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(gate, up, down)
     # the forward and d_hidden contract the mlp or embed dim; the weight grad contracts the tokens:
     # one merged [B*S] dim, or batch and sequence apart when a mesh axis splits the sequence
