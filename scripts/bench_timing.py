@@ -13,13 +13,23 @@ import time
 from typing import Callable
 
 
-def time_in_turns(paths: dict[str, Callable[[], object]], *, reps: int, block: int) -> dict[str, list[float]]:
+def time_in_turns(
+    paths: dict[str, Callable[[], object]],
+    *,
+    reps: int,
+    block: int,
+    warm_up: bool = True,
+    after_turn: Callable[[str, list[float]], None] | None = None,
+) -> dict[str, list[float]]:
     """Seconds per call of each path: `reps` turns per path, each an untimed call then `block` timed ones.
 
     Each callable must finish its work before it returns (block_until_ready on the JAX side).
+    Every path is called the same number of times: (1 if warm_up) + reps * (1 + block).
+    after_turn(name, that path's times so far) runs after each turn (progress lines).
     """
-    for fn in paths.values():  # warm up (and compile)
-        fn()
+    if warm_up:
+        for fn in paths.values():  # (and compile)
+            fn()
     times: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(reps):
         for name, fn in paths.items():
@@ -28,4 +38,6 @@ def time_in_turns(paths: dict[str, Callable[[], object]], *, reps: int, block: i
                 t = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t)
+            if after_turn is not None:
+                after_turn(name, times[name])
     return times

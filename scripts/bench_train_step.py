@@ -11,9 +11,10 @@ constant learning rate). One step = forward, backward, clip, AdamW update.
 
 Before timing, the script asserts the first-step losses agree (rel 1e-4) and the pre-clip grad
 norms agree (rel 1e-3), and that the last timed step's losses still agree (rel 1e-3; both sides
-have by then taken the same updates, so this checks clip + AdamW too). Steps are interleaved
-(the order flips every repetition) so load changes on a shared machine hit both sides; the ratio
-jax/torch is reported on the best and the median step (goal <= 1.0). Prints a readable line and a JSON line per vocabulary.
+have by then taken the same updates, so this checks clip + AdamW too). The sides take turns of
+back-to-back steps (scripts/bench_timing.py), so load changes on a shared machine hit both; each
+turn's first step is not timed. The ratio jax/torch is reported on the best and the median step
+(goal <= 1.0). Prints a readable line and a JSON line per vocabulary.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from bench_timing import time_in_turns
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -173,7 +176,8 @@ def run_one(a, vocab: int) -> dict:
     opt = OptimConfig(learning_rate=a.lr, warmup_steps=0, decay="constant", weight_decay=0.1,
                       b1=0.9, b2=0.95, eps=1e-8, clip_norm=1.0)
     batch = packed_batch(0, a.batch, a.seq, vocab)
-    total = 1 + a.warmup + a.steps
+    turns = -(-a.steps // a.block)
+    total = 1 + a.warmup + turns * (1 + a.block)  # updates per side
 
     t0 = time.perf_counter()
     params, jax_step = build_jax(cfg, batch, opt, total, a.loss_chunk, a.remat, a.attention, not a.cpu_defaults)
@@ -196,18 +200,24 @@ def run_one(a, vocab: int) -> dict:
     for _ in range(a.warmup):
         jax_step()
         torch_step()
-    tj, tt, losses = [], [], [0.0, 0.0]
-    for rep in range(a.steps):  # interleaved, order flipped every rep: load changes hit both sides
-        for side in ((0, 1) if rep % 2 == 0 else (1, 0)):
-            t0 = time.perf_counter()
-            losses[side] = (jax_step if side == 0 else torch_step)()[0]
-            (tj if side == 0 else tt).append(time.perf_counter() - t0)
-        print(f"  vocab {vocab}: step {rep + 1}/{a.steps} jax {tj[-1] * 1e3:.0f} ms, torch {tt[-1] * 1e3:.0f} ms",
+    losses = {}
+
+    def side(name, step):
+        def run():
+            losses[name] = step()[0]
+        return run
+
+    def progress(name, times):
+        print(f"  vocab {vocab}: {name} {len(times)}/{turns * a.block} timed steps, last {times[-1] * 1e3:.0f} ms",
               file=sys.stderr, flush=True)
+
+    times = time_in_turns({"jax": side("jax", jax_step), "torch": side("torch", torch_step)},
+                          reps=turns, block=a.block, warm_up=False, after_turn=progress)
+    tj, tt = times["jax"], times["torch"]
 
     # The last timed step's loss comes after total - 1 identical updates on each side: the two
     # optimizers (clip + AdamW + decay mask) must have moved the weights the same way.
-    lj, lt = losses
+    lj, lt = losses["jax"], losses["torch"]
     check.update(last_loss_jax=lj, last_loss_torch=lt, last_loss_rel=_rel(lj, lt), last_loss_after_updates=total - 1,
                  passed=True)
     if check["last_loss_rel"] > LAST_LOSS_RTOL:
@@ -218,7 +228,7 @@ def run_one(a, vocab: int) -> dict:
     return {
         "layers": a.layers, "hidden": a.hidden, "heads": heads, "seq": a.seq, "batch": a.batch, "vocab": vocab,
         "tied": a.tied, "dtype": "float32", "remat": a.remat, "attention": a.attention, "cpu_tuning": not a.cpu_defaults, "loss_chunk": a.loss_chunk, "threads": threads,
-        "steps": a.steps, "warmup": a.warmup, "setup_s": round(setup_s, 2),
+        "timed_steps": len(tj), "block": a.block, "warmup": a.warmup, "setup_s": round(setup_s, 2),
         "jax_first_step_s": round(first_jax_s, 3),
         "jax_best_s": round(jb, 4), "torch_best_s": round(tb, 4),
         "jax_median_s": round(jm, 4), "torch_median_s": round(tm, 4),
@@ -236,7 +246,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--vocab", default="8192", help="comma list, e.g. 8192,151936 (one result per vocab)")
     p.add_argument("--tied", action="store_true", help="tie lm_head to the embedding (Qwen3 0.6B-4B do)")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per side")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per side (rounded up to whole turns)")
+    p.add_argument("--block", type=int, default=2, help="timed back-to-back steps per turn")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per side after the first")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--loss-chunk", type=int, default=1024)
@@ -251,8 +262,8 @@ def main(argv=None) -> int:
         from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
 
         tune_process_for_cpu_training()
-    if a.steps < 1 or a.hidden % a.heads or a.heads < 1:
-        p.error("need --steps >= 1 and --hidden divisible by --heads")
+    if a.steps < 1 or a.block < 1 or a.hidden % a.heads or a.heads < 1:
+        p.error("need --steps >= 1, --block >= 1 and --hidden divisible by --heads")
     vocabs = [int(v) for v in a.vocab.split(",") if v.strip()]
     for vocab in vocabs:
         out = run_one(a, vocab)
@@ -262,7 +273,7 @@ def main(argv=None) -> int:
               f"torch best {out['torch_best_s'] * 1e3:.0f} ms (median {out['torch_median_s'] * 1e3:.0f}), "
               f"ratio jax/torch best {out['ratio_best']:.2f} median {out['ratio_median']:.2f} (goal <= 1.0); "
               f"first loss rel diff {c['first_loss_rel']:.1e}, grad norm rel diff {c['grad_norm_rel']:.1e}, "
-              f"loss after {a.warmup + a.steps} updates rel diff {c['last_loss_rel']:.1e}", flush=True)
+              f"loss after {c['last_loss_after_updates']} updates rel diff {c['last_loss_rel']:.1e}", flush=True)
         line = json.dumps(out)
         print(line, flush=True)
         if a.json:

@@ -47,19 +47,20 @@ def _json_lines(stdout: str) -> list[dict]:
 def test_bench_train_step_runs_and_checks_loss_agreement():
     proc = _run(
         ["scripts/bench_train_step.py", "--layers", "1", "--hidden", "32", "--heads", "4", "--seq", "32",
-         "--batch", "2", "--vocab", "97", "--steps", "1", "--warmup", "0"],
+         "--batch", "2", "--vocab", "97", "--steps", "1", "--block", "1", "--warmup", "0"],
         xla_flags=None, timeout=240,
     )
     (out,) = _json_lines(proc.stdout)
-    assert out["vocab"] == 97 and out["layers"] == 1 and out["steps"] == 1
+    assert out["vocab"] == 97 and out["layers"] == 1 and out["timed_steps"] == 1
     assert out["jax_best_s"] > 0 and out["torch_best_s"] > 0
     assert math.isclose(out["ratio_best"], out["jax_best_s"] / out["torch_best_s"], rel_tol=0.05, abs_tol=1e-3)
     check = out["loss_check"]
     assert check["passed"] is True
     assert math.isfinite(check["first_loss_jax"]) and check["first_loss_jax"] > 0
     assert check["first_loss_rel"] <= 1e-4 and check["grad_norm_rel"] <= 1e-3 and check["last_loss_rel"] <= 1e-3
-    # the last timed step came after one real, identical update on each side: the loss moved
-    assert check["last_loss_after_updates"] == 1
+    # steps per side: the first, then one turn (an untimed and a timed step); the timed step's loss
+    # came after two real, identical updates on each side: the loss moved
+    assert check["last_loss_after_updates"] == 2
     assert check["last_loss_jax"] < check["first_loss_jax"]
     assert "ratio jax/torch" in proc.stdout
 
