@@ -69,11 +69,12 @@ def swiglu_down(gate: jnp.ndarray, up: jnp.ndarray, down_proj: jnp.ndarray) -> j
 def sum_over_tokens(a: jnp.ndarray, b: jnp.ndarray, **einsum_kwargs) -> jnp.ndarray:
     """[B, S, X], [B, S, Y] -> [X, Y]: a weight gradient, summed over every token.
 
-    The tokens are merged into one [B*S] dim first, so the matmul has a single contracting dim.
-    Measured on XLA:CPU, contracting batch and sequence as two dims was slower: the model's
-    fwd+bwd step by ~5-9% (the transposing fusions around the MLP backward ran several times
-    longer) and the chunked LM-head loss by 5-9% (docs/benchmarks/model.md). The merge is free
-    only while no mesh axis splits the sequence; otherwise the dims stay apart.
+    The tokens are merged into one [B*S] dim first, so the matmul has a single contracting dim and
+    XLA:CPU hands it to its dot as it is, instead of first writing a transposed copy of an operand
+    (fused into the elementwise work that made it). Measured in one process: the chunked LM-head
+    loss alone 2-15% faster (batch 2 / batch 1), the model's fwd+bwd 0-2%, the full train step
+    within noise (docs/benchmarks/model.md). The merge is free only while no mesh axis splits the
+    sequence; otherwise the dims stay apart.
     """
     if is_split("seq"):
         return jnp.einsum("bsx,bsy->xy", a, b, **einsum_kwargs)

@@ -1,15 +1,11 @@
 """CPU-only speed settings for training: XLA compiler options, and how glibc hands out memory.
 
-1. Compiler options. On CPU, XLA hands dots *and* elementwise ops and reductions to its YNNPACK
-library by default. For a training step that is a loss: the library's reductions and transposing
-elementwise fusions run far below memory speed (the attention softmax backward alone took ~12 ms
-per layer at S=512), and XLA's own loop emitter does them better. Keeping YNNPACK for dots only
-made the CPU fwd+bwd step ~20% faster. Each dot goes to YNNPACK alone (INDIVIDUAL_DOT): with the
-DOT type XLA also fuses neighbouring elementwise ops, and sometimes a second dot, into the
-library's graph, and such a fusion ran 30-45% slower than the plain matmul (a [511, 8192] x
-[8192, 512] head matmul with a scale: 29 ms against 21; two chained head matmuls: 146 ms against
-~42); the step gained ~5% (docs/benchmarks/model.md). The option is experimental, so it is probed
-once: a jax that does not know it gets no options (and a logged note) instead of a failed compile.
+1. Compiler options. On CPU, XLA hands dots *and* elementwise ops and reductions to its YNNPACK library by default. For
+a training step that is a loss: the library's reductions and transposing elementwise fusions run
+far below memory speed (the attention softmax backward alone took ~12 ms per layer at S=512), and
+XLA's own loop emitter does them better. Keeping YNNPACK for dots only made the CPU fwd+bwd step
+~20% faster (docs/benchmarks/model.md). The option is experimental, so it is probed once: a jax
+that does not know it gets no options (and a logged note) instead of a failed compile.
 GPU and other backends get no options.
 
 2. Host memory (`keep_freed_host_memory`). XLA:CPU allocates each execution's buffers afresh, from
@@ -34,7 +30,7 @@ import sys
 
 log = logging.getLogger(__name__)
 
-CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
 
 
 @functools.cache
