@@ -21,12 +21,11 @@ import argparse
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench_baseline import file_at
 from bench_timing import time_in_turns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 def _baseline_module(commit: str):
     """That commit's chunked_attention.py as a module (imports resolve to this checkout)."""
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:siamgpt_jax/model/chunked_attention.py"],
-                         capture_output=True, text=True, check=True).stdout
+    src = file_at(commit, "siamgpt_jax/model/chunked_attention.py")
     path = Path(tempfile.mkdtemp(prefix="bench_attention_")) / "baseline_chunked_attention.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("baseline_chunked_attention", path)

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_baseline import extract_package
+
 # A baseline child runs another checkout's package (SIAMGPT_SRC); everything else runs this one.
 sys.path.insert(0, os.environ.get("SIAMGPT_SRC") or str(Path(__file__).resolve().parents[1]))
 
@@ -112,11 +114,7 @@ def _extract(commit: str) -> str:
     """That commit's package in a temporary folder (for the baseline child's sys.path)."""
     import tempfile
 
-    root = Path(__file__).resolve().parents[1]
-    out = tempfile.mkdtemp(prefix=f"siamgpt_{commit}_")
-    archive = subprocess.run(["git", "-C", str(root), "archive", commit, "siamgpt_jax"], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", out], input=archive.stdout, check=True)
-    return out
+    return str(extract_package(commit, Path(tempfile.mkdtemp(prefix=f"siamgpt_{commit}_"))))
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_baseline import extract_package
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYTHAINLP_OFFLINE", "1")
@@ -171,8 +173,7 @@ def main() -> int:
         if args.baseline:
             old_tree = tmp / "baseline"
             old_tree.mkdir()
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "siamgpt_jax"], check=True, capture_output=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive, check=True)
+            extract_package(args.baseline, old_tree)
         new_runs, old_runs = [], []
         for _ in range(max(1, args.repeat)):
             new_runs.append(timed(ROOT, corpus, tmp / "new", 1))
