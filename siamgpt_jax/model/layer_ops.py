@@ -8,7 +8,8 @@ back in the backward. The backwards here recompute the cheap elementwise parts f
 the norm's per-row rsqrt) instead.
 
 Forwards are exactly the formulas transformers uses, so logits do not change. Backwards work in
-fp32 and cast the cotangents to the input dtypes.
+fp32 and cast the cotangents to the input dtypes. `sum_over_tokens` is the weight-gradient matmul
+these backwards (and the chunked loss's) share.
 """
 
 from __future__ import annotations
