@@ -172,7 +172,7 @@ def is_split(logical_axis: str) -> bool:
     if active is None:
         return False
     mesh, rules = active
-    return any(mesh.shape.get(axis, 1) > 1 for axis in rules.get(logical_axis, ()))
+    return logical_to_spec((logical_axis,), rules, mesh) != PartitionSpec()
 
 
 def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
