@@ -9,7 +9,8 @@ the norm's per-row rsqrt) instead.
 
 Forwards are exactly the formulas transformers uses, so logits do not change. Backwards work in
 fp32 and cast the cotangents to the input dtypes. `sum_over_tokens` is the weight-gradient matmul
-these backwards (and the chunked loss's) share.
+these backwards (and the chunked loss's) share; `dense`, the layers' other projections, is a plain
+matmul whose backward routes its weight gradient through it too.
 """
 
 from __future__ import annotations
@@ -80,6 +81,37 @@ def sum_over_tokens(a: jnp.ndarray, b: jnp.ndarray, **einsum_kwargs) -> jnp.ndar
     if is_split("seq"):
         return jnp.einsum("bsx,bsy->xy", a, b, **einsum_kwargs)
     return jnp.einsum("tx,ty->xy", a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]), **einsum_kwargs)
+
+
+@jax.custom_vjp
+def dense(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+    """A projection: x [B, S, *in] times w [*out, *in] (HF's [out, in] orientation) -> [B, S, *out].
+
+    E.g. q_proj: [B, S, D] x [H, K, D] -> [B, S, H, K]; o_proj: [B, S, H, K] x [D, H, K] -> [B, S, D].
+    The forward is the einsum autodiff would see. The backward is autodiff's too, except that the
+    weight gradient goes through `sum_over_tokens`, so every projection's weight grad is one
+    matmul over merged tokens, with no transposed copy of the cotangent written first.
+    """
+    n_in = x.ndim - 2
+    x_in, w_in = tuple(range(2, x.ndim)), tuple(range(w.ndim - n_in, w.ndim))
+    return jax.lax.dot_general(x, w, ((x_in, w_in), ((), ())))
+
+
+def _dense_fwd(x, w):
+    return dense(x, w), (x, w)
+
+
+def _dense_bwd(res, g):
+    x, w = res
+    n_out = w.ndim - (x.ndim - 2)
+    g_out, w_out = tuple(range(2, 2 + n_out)), tuple(range(n_out))
+    dx = jax.lax.dot_general(g, w, ((g_out, w_out), ((), ())))
+    B, S = x.shape[:2]
+    dw = sum_over_tokens(g.reshape(B, S, -1), x.reshape(B, S, -1)).reshape(w.shape)
+    return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+dense.defvjp(_dense_fwd, _dense_bwd)
 
 
 def _swiglu_down_fwd(gate, up, down_proj):

@@ -16,7 +16,7 @@ from flax import nnx
 
 from siamgpt_jax.model import attention as attn
 from siamgpt_jax.model.config import LAYER_NORM_KEYS, Qwen3Config, param_logical_axes, param_shapes
-from siamgpt_jax.model.layer_ops import rms_norm, swiglu_down
+from siamgpt_jax.model.layer_ops import dense, rms_norm, swiglu_down
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sharding
 
@@ -39,9 +39,7 @@ def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
     w = {k: (v if k in LAYER_NORM_KEYS else v.astype(dtype)) for k, v in p.items()}
 
     h = rms_norm(x, w["attn_norm"], eps)
-    q = jnp.einsum("bsd,hkd->bshk", h, w["q_proj"])
-    k = jnp.einsum("bsd,hkd->bshk", h, w["k_proj"])
-    v = jnp.einsum("bsd,hkd->bshk", h, w["v_proj"])
+    q, k, v = dense(h, w["q_proj"]), dense(h, w["k_proj"]), dense(h, w["v_proj"])
     q = constrain(q, ("batch", "seq", "act_heads", "act_head_dim"))
     k = constrain(k, ("batch", "seq", "act_kv_heads", "act_head_dim"))
     v = constrain(v, ("batch", "seq", "act_kv_heads", "act_head_dim"))
@@ -49,13 +47,11 @@ def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
     k = apply_rope(rms_norm(k, w["k_norm"], eps), cos, sin)
     o = attn.attention(q, k, v, segment_ids, scale=config.head_dim**-0.5, impl=impl)
     o = constrain(o, ("batch", "seq", "act_heads", "act_head_dim"))
-    x = x + jnp.einsum("bshk,dhk->bsd", o, w["o_proj"])
+    x = x + dense(o, w["o_proj"])
     x = constrain(x, ("batch", "seq", "act_embed"))
 
     h = rms_norm(x, w["mlp_norm"], eps)
-    gate = jnp.einsum("bsd,fd->bsf", h, w["gate_proj"])
-    up = jnp.einsum("bsd,fd->bsf", h, w["up_proj"])
-    x = x + swiglu_down(gate, up, w["down_proj"])
+    x = x + swiglu_down(dense(h, w["gate_proj"]), dense(h, w["up_proj"]), w["down_proj"])
     return constrain(x, ("batch", "seq", "act_embed"))
 
 

@@ -1,5 +1,5 @@
-"""RMSNorm and the SwiGLU MLP end with hand-written backwards: same values and grads as autodiff,
-fewer residuals."""
+"""RMSNorm, the SwiGLU MLP end and the projections (`dense`) have hand-written backwards: same
+values and grads as autodiff, fewer residuals (norm, MLP) or merged-token weight grads (all)."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from siamgpt_jax.model.config import Qwen3Config
-from siamgpt_jax.model.layer_ops import rms_norm, swiglu_down
+from siamgpt_jax.model.layer_ops import dense, rms_norm, swiglu_down
 from siamgpt_jax.model.qwen3 import _layer, init_model
 from siamgpt_jax.model.rope import cos_sin
 from tests.jaxpr_utils import dot_contracting_dim_counts
@@ -118,5 +118,59 @@ def test_down_proj_weight_grad_merges_tokens_unless_the_sequence_is_split(sequen
     # the forward and d_hidden contract the mlp or embed dim; the weight grad contracts the tokens:
     # one merged [B*S] dim, or batch and sequence apart when a mesh axis splits the sequence
     assert sorted(counts) == [1, 1, 1 if sequence == 1 else 2]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+
+
+# (x shape, w shape, the einsum autodiff would see): q/k/v, o and gate/up-like projections
+PROJECTIONS = [
+    ((2, 6, 16), (4, 8, 16), "bsd,hkd->bshk"),
+    ((2, 6, 4, 8), (16, 4, 8), "bshk,dhk->bsd"),
+    ((2, 6, 16), (24, 16), "bsd,fd->bsf"),
+]
+
+
+def _projection_inputs(x_shape, w_shape, dtype):
+    kx, kw = jax.random.split(jax.random.PRNGKey(3))
+    return jax.random.normal(kx, x_shape).astype(dtype), (0.3 * jax.random.normal(kw, w_shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,spec", PROJECTIONS)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_dense_is_the_einsum_with_the_same_grads(x_shape, w_shape, spec, dtype):
+    x, w = _projection_inputs(x_shape, w_shape, dtype)
+    out = dense(x, w)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(out, np.float32), np.asarray(jnp.einsum(spec, x, w), np.float32))
+
+    def loss(f):
+        return lambda x, w: jnp.sum(jnp.sin(f(x, w).astype(jnp.float32)))
+
+    ours = jax.grad(loss(dense), argnums=(0, 1))(x, w)
+    ref = jax.grad(loss(lambda x, w: jnp.einsum(spec, x, w)), argnums=(0, 1))(x, w)
+    tol = 2e-5 if dtype == jnp.float32 else 3e-2
+    for o, r in zip(ours, ref):
+        assert o.dtype == r.dtype and o.shape == r.shape
+        np.testing.assert_allclose(np.asarray(o, np.float32), np.asarray(r, np.float32), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mesh_axes", [None, {"data": 8}, {"data": 4, "sequence": 2}, {"data": 2, "tensor": 4}])
+@pytest.mark.parametrize("x_shape,w_shape,spec", PROJECTIONS)
+def test_dense_weight_grad_merges_tokens_unless_the_sequence_is_split(mesh_axes, x_shape, w_shape, spec):
+    from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
+    from siamgpt_jax.parallel.rules import use_mesh_rules
+
+    x, w = _projection_inputs((8, *x_shape[1:]), w_shape, jnp.float32)
+    grad = jax.grad(lambda x, w: jnp.sum(dense(x, w) ** 2), argnums=(0, 1))
+    want = jax.grad(lambda x, w: jnp.sum(jnp.einsum(spec, x, w) ** 2), argnums=(0, 1))(x, w)
+    if mesh_axes is None:
+        counts, got = dot_contracting_dim_counts(grad, x, w), jax.jit(grad)(x, w)
+    else:
+        with use_mesh_rules(make_mesh(MeshConfig(**mesh_axes))):
+            counts, got = dot_contracting_dim_counts(grad, x, w), jax.jit(grad)(x, w)
+    n_in, n_out = len(x_shape) - 2, len(w_shape) - (len(x_shape) - 2)
+    # forward: the input dims; dx: the output dims; dw: one merged token dim, or B and S apart
+    tokens = 2 if mesh_axes and mesh_axes.get("sequence", 1) > 1 else 1
+    assert sorted(counts) == sorted([n_in, n_out, tokens])
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
