@@ -1,12 +1,18 @@
 """CPU-only speed settings for training: XLA compiler options, and how glibc hands out memory.
 
-1. Compiler options. On CPU, XLA hands dots *and* elementwise ops and reductions to its YNNPACK library by default. For
-a training step that is a loss: the library's reductions and transposing elementwise fusions run
-far below memory speed (the attention softmax backward alone took ~12 ms per layer at S=512), and
-XLA's own loop emitter does them better. Keeping YNNPACK for dots only made the CPU fwd+bwd step
-~20% faster (docs/benchmarks/model.md). The option is experimental, so it is probed once: a jax
-that does not know it gets no options (and a logged note) instead of a failed compile.
-GPU and other backends get no options.
+1. Compiler options. On CPU, XLA hands dots *and* elementwise ops and reductions to its YNNPACK
+library by default. For a training step that is a loss: the library's reductions and transposing
+elementwise fusions run far below memory speed (the attention softmax backward alone took ~12 ms
+per layer at S=512), and XLA's own loop emitter does them better. We hand YNNPACK each dot alone
+(`INDIVIDUAL_DOT`): with the `DOT` type XLA still fuses neighbouring elementwise ops, and
+sometimes a second dot, into the library's graph, and those fusions ran well below the plain
+matmul's speed (two summed MLP-backward dots at ~120 GFLOP/s in the step, against ~200 alone).
+Measured in one process (docs/benchmarks/model.md): ~20% faster than XLA's default, and the model
+fwd+bwd at 512 tokens 0.89-0.94 of the `DOT` type's time, other shapes within noise. That needs
+every weight grad to contract one merged token dim (`model/layer_ops.py` `dense`); with autodiff's
+two-dim weight grads the type made a batch-2 train step 7-13% slower. The option is experimental,
+so it is probed once: a jax that does not know it gets no options (and a logged note) instead of a
+failed compile. GPU and other backends get no options.
 
 2. Host memory (`keep_freed_host_memory`). XLA:CPU allocates each execution's buffers afresh, from
 the malloc arena of the thread that runs it. glibc serves big blocks with mmap and hands freed ones
@@ -30,7 +36,7 @@ import sys
 
 log = logging.getLogger(__name__)
 
-CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
 @functools.cache
