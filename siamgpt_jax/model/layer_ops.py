@@ -19,6 +19,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
 from siamgpt_jax.parallel.rules import constrain, is_split
 
@@ -84,21 +85,14 @@ def sum_over_tokens(a: jnp.ndarray, b: jnp.ndarray, **einsum_kwargs) -> jnp.ndar
 
 
 @jax.custom_vjp
-def dense(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
-    """A projection: x [B, S, *in] times w [*out, *in] (HF's [out, in] orientation) -> [B, S, *out].
-
-    E.g. q_proj: [B, S, D] x [H, K, D] -> [B, S, H, K]; o_proj: [B, S, H, K] x [D, H, K] -> [B, S, D].
-    The forward is the einsum autodiff would see. The backward is autodiff's too, except that the
-    weight gradient goes through `sum_over_tokens`, so every projection's weight grad is one
-    matmul over merged tokens, with no transposed copy of the cotangent written first.
-    """
+def _dense(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
     n_in = x.ndim - 2
     x_in, w_in = tuple(range(2, x.ndim)), tuple(range(w.ndim - n_in, w.ndim))
     return jax.lax.dot_general(x, w, ((x_in, w_in), ((), ())))
 
 
 def _dense_fwd(x, w):
-    return dense(x, w), (x, w)
+    return _dense(x, w), (x, w)
 
 
 def _dense_bwd(res, g):
@@ -111,7 +105,22 @@ def _dense_bwd(res, g):
     return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
-dense.defvjp(_dense_fwd, _dense_bwd)
+_dense.defvjp(_dense_fwd, _dense_bwd)
+
+# The name remat policies see on a projection's output: a custom_vjp's inner dot is hidden from
+# them, so qwen3's "dots" policy saves outputs with this name (as it saves plain weight matmuls).
+PROJECTION = "projection"
+
+
+def dense(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+    """A projection: x [B, S, *in] times w [*out, *in] (HF's [out, in] orientation) -> [B, S, *out].
+
+    E.g. q_proj: [B, S, D] x [H, K, D] -> [B, S, H, K]; o_proj: [B, S, H, K] x [D, H, K] -> [B, S, D].
+    The forward is the einsum autodiff would see. The backward is autodiff's too, except that the
+    weight gradient goes through `sum_over_tokens`, so every projection's weight grad is one
+    matmul over merged tokens, with no transposed copy of the cotangent written first.
+    """
+    return checkpoint_name(_dense(x, w), PROJECTION)
 
 
 def _swiglu_down_fwd(gate, up, down_proj):

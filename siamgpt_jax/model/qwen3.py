@@ -16,7 +16,7 @@ from flax import nnx
 
 from siamgpt_jax.model import attention as attn
 from siamgpt_jax.model.config import LAYER_NORM_KEYS, Qwen3Config, param_logical_axes, param_shapes
-from siamgpt_jax.model.layer_ops import dense, rms_norm, swiglu_down
+from siamgpt_jax.model.layer_ops import PROJECTION, dense, rms_norm, swiglu_down
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sharding
 
@@ -24,12 +24,16 @@ from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sh
 LOGICAL_AXES: dict[str, tuple[str, ...]] = param_logical_axes(Qwen3Config(tie_word_embeddings=False))
 LAYER_KEYS = tuple(k.split(".", 1)[1] for k in LOGICAL_AXES if k.startswith("layers."))
 
-# "dots" saves the outputs of weight matmuls (dots without batch dims) and recomputes the rest,
-# including the [S, S] attention scores, which are the expensive thing to keep.
+# "dots" saves the outputs of weight matmuls (dots without batch dims, and the projections, whose
+# dots sit inside a custom_vjp: layer_ops.dense) and recomputes the rest, including the [S, S]
+# attention scores, which are the expensive thing to keep.
 REMAT_POLICIES = {
     "none": None,
     "full": jax.checkpoint_policies.nothing_saveable,
-    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "dots": jax.checkpoint_policies.save_from_both_policies(
+        jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+        jax.checkpoint_policies.save_only_these_names(PROJECTION),
+    ),
 }
 
 

@@ -174,3 +174,26 @@ def test_dense_weight_grad_merges_tokens_unless_the_sequence_is_split(mesh_axes,
     assert sorted(counts) == sorted([n_in, n_out, tokens])
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("remat", ["full", "dots"])
+def test_remat_dots_still_saves_the_projections(remat):
+    # dense's matmul sits inside a custom_vjp, where the dots policy cannot see it; the policy
+    # saves the output by its name instead, so "dots" keeps q, k, v, o's output, gate and up
+    from siamgpt_jax.model.qwen3 import REMAT_POLICIES
+
+    cfg = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=96, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    model = init_model(cfg, dtype=jnp.float32)
+    p = jax.tree.map(lambda a: a[0], model.param_arrays()["layers"])
+    x = jax.random.normal(jax.random.PRNGKey(1), (1, 12, 32))
+    cos, sin = cos_sin(jnp.arange(12)[None], cfg)
+    layer = jax.checkpoint(lambda p, x: _layer(cfg, "chunked", jnp.float32, x, p, cos, sin, None),
+                           policy=REMAT_POLICIES[remat])
+    saved = _saved_shapes(layer, p, x)
+    q, kv, mlp, embed = (1, 12, 4, 8), (1, 12, 2, 8), (1, 12, 96), (1, 12, 32)
+    if remat == "dots":
+        assert (saved.count(q), saved.count(kv), saved.count(mlp)) == (1, 2, 2), saved
+        assert saved.count(embed) == 2  # the layer input and o_proj's output
+    else:
+        assert (saved.count(q), saved.count(kv), saved.count(mlp), saved.count(embed)) == (0, 0, 0, 1), saved
