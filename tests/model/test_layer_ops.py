@@ -88,14 +88,20 @@ def test_backwards_keep_only_the_inputs():
         [x.shape, weight.shape, (*x.shape[:-1], 1)])
 
 
-def test_a_layer_keeps_two_mlp_wide_tensors():
+def _one_layer():
+    """(layer(p, x), p, x): one decoder layer of a tiny config (hidden 32, mlp 96, 4/2 heads of 8)
+    on 12 tokens, fp32."""
     cfg = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=96, num_hidden_layers=1,
                       num_attention_heads=4, num_key_value_heads=2, head_dim=8)
     model = init_model(cfg, dtype=jnp.float32)
     p = jax.tree.map(lambda a: a[0], model.param_arrays()["layers"])
     x = jax.random.normal(jax.random.PRNGKey(1), (1, 12, 32))
     cos, sin = cos_sin(jnp.arange(12)[None], cfg)
-    saved = _saved_shapes(lambda p, x: _layer(cfg, "chunked", jnp.float32, x, p, cos, sin, None), p, x)
+    return (lambda p, x: _layer(cfg, "chunked", jnp.float32, x, p, cos, sin, None)), p, x
+
+
+def test_a_layer_keeps_two_mlp_wide_tensors():
+    saved = _saved_shapes(*_one_layer())
     # gate and up; autodiff kept sigmoid(gate), its derivative, silu(gate) and the hidden as well
     assert saved.count((1, 12, 96)) == 2
 
@@ -182,15 +188,8 @@ def test_remat_dots_still_saves_the_projections(remat):
     # saves the output by its name instead, so "dots" keeps q, k, v, o's output, gate and up
     from siamgpt_jax.model.qwen3 import REMAT_POLICIES
 
-    cfg = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=96, num_hidden_layers=1,
-                      num_attention_heads=4, num_key_value_heads=2, head_dim=8)
-    model = init_model(cfg, dtype=jnp.float32)
-    p = jax.tree.map(lambda a: a[0], model.param_arrays()["layers"])
-    x = jax.random.normal(jax.random.PRNGKey(1), (1, 12, 32))
-    cos, sin = cos_sin(jnp.arange(12)[None], cfg)
-    layer = jax.checkpoint(lambda p, x: _layer(cfg, "chunked", jnp.float32, x, p, cos, sin, None),
-                           policy=REMAT_POLICIES[remat])
-    saved = _saved_shapes(layer, p, x)
+    layer, p, x = _one_layer()
+    saved = _saved_shapes(jax.checkpoint(layer, policy=REMAT_POLICIES[remat]), p, x)
     q, kv, mlp, embed = (1, 12, 4, 8), (1, 12, 2, 8), (1, 12, 96), (1, 12, 32)
     if remat == "dots":
         assert (saved.count(q), saved.count(kv), saved.count(mlp)) == (1, 2, 2), saved
