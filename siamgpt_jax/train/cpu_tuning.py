@@ -11,8 +11,8 @@ Measured in one process (docs/benchmarks/model.md): ~20% faster than XLA's defau
 fwd+bwd at 512 tokens 0.89-0.94 of the `DOT` type's time, other shapes within noise. That needs
 every weight grad to contract one merged token dim (`model/layer_ops.py` `dense`); with autodiff's
 two-dim weight grads the type made a batch-2 train step 7-13% slower. The option is experimental,
-so it is probed once: a jax that does not know it gets no options (and a logged note) instead of a
-failed compile. GPU and other backends get no options.
+so it is probed once: a jax that does not know that type gets `DOT`, and one that knows neither
+gets no options (and a logged note) instead of a failed compile. GPU and other backends get no options.
 
 2. Host memory (`keep_freed_host_memory`). XLA:CPU allocates each execution's buffers afresh, from
 the malloc arena of the thread that runs it. glibc serves big blocks with mmap and hands freed ones
@@ -36,29 +36,39 @@ import sys
 
 log = logging.getLogger(__name__)
 
-CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+_FUSION_TYPE = "xla_cpu_experimental_ynn_fusion_type"
+# Best first. A jax whose XLA predates one-dot-per-call still gets YNNPACK for dots only.
+CPU_OPTION_CANDIDATES = (
+    {_FUSION_TYPE: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
+    {_FUSION_TYPE: "LIBRARY_FUSION_TYPE_DOT"},
+)
+CPU_OPTIONS = CPU_OPTION_CANDIDATES[0]
 
 
 @functools.cache
-def _cpu_options_accepted() -> bool:
+def _accepted_cpu_options() -> dict[str, str] | None:
+    """The first candidate this jax's XLA:CPU compiles with, or None."""
     import jax
     import jax.numpy as jnp
 
-    try:
-        jax.jit(lambda x: x * 2, compiler_options=CPU_OPTIONS).lower(jnp.float32(1)).compile()
-        return True
-    except Exception as e:  # noqa: BLE001 - an unknown option just means "compile with defaults"
-        log.info("XLA:CPU options %s not accepted here (%s); using XLA defaults", CPU_OPTIONS, e)
-        return False
+    for options in CPU_OPTION_CANDIDATES:
+        try:
+            jax.jit(lambda x: x * 2, compiler_options=options).lower(jnp.float32(1)).compile()
+            return options
+        except Exception as e:  # noqa: BLE001 - an unknown option just means "try the next one"
+            log.info("XLA:CPU options %s not accepted here (%s)", options, e)
+    log.info("no XLA:CPU options accepted; using XLA defaults")
+    return None
 
 
 def compiler_options(backend: str | None = None) -> dict[str, str] | None:
     """Options for `jax.jit(..., compiler_options=...)` on `backend` (default: jax's default)."""
     import jax
 
-    if (backend or jax.default_backend()) != "cpu" or not _cpu_options_accepted():
+    if (backend or jax.default_backend()) != "cpu":
         return None
-    return dict(CPU_OPTIONS)
+    options = _accepted_cpu_options()
+    return None if options is None else dict(options)
 
 
 # glibc mallopt parameters (malloc.h)

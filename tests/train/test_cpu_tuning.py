@@ -46,12 +46,19 @@ def test_cpu_steps_give_ynnpack_each_dot_alone():
 
 def test_no_options_off_cpu_or_where_xla_rejects_them(monkeypatch):
     assert cpu_tuning.compiler_options("gpu") is None
-    monkeypatch.setattr(cpu_tuning, "CPU_OPTIONS", {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_TYPE"})
-    cpu_tuning._cpu_options_accepted.cache_clear()
+    bad = {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_TYPE"}
+    dot_only = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
     try:
+        # an XLA that lacks the first choice gets the next one
+        monkeypatch.setattr(cpu_tuning, "CPU_OPTION_CANDIDATES", (bad, dot_only))
+        cpu_tuning._accepted_cpu_options.cache_clear()
+        assert cpu_tuning.compiler_options() == dot_only
+        # and one that knows none of them gets XLA's defaults
+        monkeypatch.setattr(cpu_tuning, "CPU_OPTION_CANDIDATES", (bad,))
+        cpu_tuning._accepted_cpu_options.cache_clear()
         assert cpu_tuning.compiler_options() is None
     finally:
-        cpu_tuning._cpu_options_accepted.cache_clear()
+        cpu_tuning._accepted_cpu_options.cache_clear()
 
 
 # Big malloc/fill/free cycles from a thread, as XLA's worker threads allocate each step's buffers.
