@@ -18,3 +18,15 @@ def dot_contracting_dim_counts(fn, *args) -> list[int]:
 
     walk(jax.make_jaxpr(fn)(*args).jaxpr)
     return counts
+
+
+def dot_counts_and_result(fn, *args, mesh_axes: dict | None = None):
+    """(dot_contracting_dim_counts of fn, jit(fn)(*args)), both traced under a mesh of `mesh_axes`
+    (MeshConfig sizes, default rules) or with no mesh when it is None."""
+    from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
+    from siamgpt_jax.parallel.rules import use_mesh_rules
+
+    if mesh_axes is None:
+        return dot_contracting_dim_counts(fn, *args), jax.jit(fn)(*args)
+    with use_mesh_rules(make_mesh(MeshConfig(**mesh_axes))):
+        return dot_contracting_dim_counts(fn, *args), jax.jit(fn)(*args)

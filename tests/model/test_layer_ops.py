@@ -10,7 +10,7 @@ from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.model.layer_ops import dense, rms_norm, swiglu_down
 from siamgpt_jax.model.qwen3 import _layer, init_model
 from siamgpt_jax.model.rope import cos_sin
-from tests.jaxpr_utils import dot_contracting_dim_counts
+from tests.jaxpr_utils import dot_counts_and_result
 
 
 def autodiff_rms_norm(x, weight, eps):
@@ -108,19 +108,10 @@ def test_a_layer_keeps_two_mlp_wide_tensors():
 
 @pytest.mark.parametrize("sequence", [1, 2])
 def test_down_proj_weight_grad_merges_tokens_unless_the_sequence_is_split(sequence):
-    from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-    from siamgpt_jax.parallel.rules import use_mesh_rules
-
     gate, _, _, up, down = _inputs(jnp.float32, shape=(4, 8, 16))
-
-    def loss(gate, up, down):
-        return jnp.sum(swiglu_down(gate, up, down) ** 2)
-
-    want = jax.grad(loss, argnums=(0, 1, 2))(gate, up, down)
-    mesh = make_mesh(MeshConfig(data=8 // sequence, sequence=sequence))
-    with use_mesh_rules(mesh):
-        counts = dot_contracting_dim_counts(jax.grad(loss, argnums=(0, 1, 2)), gate, up, down)
-        got = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(gate, up, down)
+    grad = jax.grad(lambda gate, up, down: jnp.sum(swiglu_down(gate, up, down) ** 2), argnums=(0, 1, 2))
+    want = grad(gate, up, down)
+    counts, got = dot_counts_and_result(grad, gate, up, down, mesh_axes={"data": 8 // sequence, "sequence": sequence})
     # the forward and d_hidden contract the mlp or embed dim; the weight grad contracts the tokens:
     # one merged [B*S] dim, or batch and sequence apart when a mesh axis splits the sequence
     assert sorted(counts) == [1, 1, 1 if sequence == 1 else 2]
@@ -163,17 +154,10 @@ def test_dense_is_the_einsum_with_the_same_grads(x_shape, w_shape, spec, dtype):
 @pytest.mark.parametrize("mesh_axes", [None, {"data": 8}, {"data": 4, "sequence": 2}, {"data": 2, "tensor": 4}])
 @pytest.mark.parametrize("x_shape,w_shape,spec", PROJECTIONS)
 def test_dense_weight_grad_merges_tokens_unless_the_sequence_is_split(mesh_axes, x_shape, w_shape, spec):
-    from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-    from siamgpt_jax.parallel.rules import use_mesh_rules
-
     x, w = _projection_inputs((8, *x_shape[1:]), w_shape, jnp.float32)
     grad = jax.grad(lambda x, w: jnp.sum(dense(x, w) ** 2), argnums=(0, 1))
     want = jax.grad(lambda x, w: jnp.sum(jnp.einsum(spec, x, w) ** 2), argnums=(0, 1))(x, w)
-    if mesh_axes is None:
-        counts, got = dot_contracting_dim_counts(grad, x, w), jax.jit(grad)(x, w)
-    else:
-        with use_mesh_rules(make_mesh(MeshConfig(**mesh_axes))):
-            counts, got = dot_contracting_dim_counts(grad, x, w), jax.jit(grad)(x, w)
+    counts, got = dot_counts_and_result(grad, x, w, mesh_axes=mesh_axes)
     n_in, n_out = len(x_shape) - 2, len(w_shape) - (len(x_shape) - 2)
     # forward: the input dims; dx: the output dims; dw: one merged token dim, or B and S apart
     tokens = 2 if mesh_axes and mesh_axes.get("sequence", 1) > 1 else 1

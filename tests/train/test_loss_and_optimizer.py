@@ -7,7 +7,7 @@ import pytest
 from siamgpt_jax.train.loss import chunked_cross_entropy
 from siamgpt_jax.train.step import global_norm
 from siamgpt_jax.train.optimizer import OptimConfig, decay_mask, learning_rate_schedule, make_optimizer
-from tests.jaxpr_utils import dot_contracting_dim_counts
+from tests.jaxpr_utils import dot_counts_and_result
 
 
 def _direct_ce(h, w, t, m):
@@ -57,21 +57,12 @@ def test_fused_loss_cotangent_scaling_stats_and_bf16():
 
 @pytest.mark.parametrize("sequence", [1, 2])
 def test_lm_head_grad_sums_over_merged_tokens_unless_the_sequence_is_split(sequence):
-    from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-    from siamgpt_jax.parallel.rules import use_mesh_rules
-
     k = jax.random.split(jax.random.PRNGKey(3), 3)
     h, w = jax.random.normal(k[0], (4, 8, 16)), 0.1 * jax.random.normal(k[1], (40, 16))
     t, m = jax.random.randint(k[2], (4, 8), 0, 40), jnp.ones((4, 8))
-
-    def loss(h, w):
-        return chunked_cross_entropy(h, w, t, m, chunk=4).total
-
-    want = jax.grad(loss, argnums=(0, 1))(h, w)
-    mesh = make_mesh(MeshConfig(data=8 // sequence, sequence=sequence))
-    with use_mesh_rules(mesh):
-        counts = dot_contracting_dim_counts(jax.grad(loss, argnums=(0, 1)), h, w)
-        got = jax.jit(jax.grad(loss, argnums=(0, 1)))(h, w)
+    grad = jax.grad(lambda h, w: chunked_cross_entropy(h, w, t, m, chunk=4).total, argnums=(0, 1))
+    want = grad(h, w)
+    counts, got = dot_counts_and_result(grad, h, w, mesh_axes={"data": 8 // sequence, "sequence": sequence})
     # per chunk: logits (over embed), dh (over vocab), and dW over the chunk's tokens, merged into
     # one dim unless a mesh axis splits the sequence
     assert sorted(counts) == [1, 1, 1 if sequence == 1 else 2]
