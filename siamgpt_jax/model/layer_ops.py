@@ -16,6 +16,7 @@ matmul whose backward routes its weight gradient through it too.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -84,11 +85,21 @@ def sum_over_tokens(a: jnp.ndarray, b: jnp.ndarray, **einsum_kwargs) -> jnp.ndar
     return jnp.einsum("tx,ty->xy", a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]), **einsum_kwargs)
 
 
+def _matrix_dims(x, w):
+    """(IN, OUT) for x [B, S, *in] and w [*out, *in]: the projection as a 2-D matmul."""
+    n_in = x.ndim - 2
+    return math.prod(x.shape[2:]), math.prod(w.shape[: w.ndim - n_in])
+
+
 @jax.custom_vjp
 def _dense(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
-    n_in = x.ndim - 2
-    x_in, w_in = tuple(range(2, x.ndim)), tuple(range(w.ndim - n_in, w.ndim))
-    return jax.lax.dot_general(x, w, ((x_in, w_in), ((), ())))
+    # Merged to [B, S, IN] @ [OUT, IN]^T (free reshapes: the merged dims are adjacent), so each
+    # matmul has one contracting dim. Given q_proj's [H, K, D] or o_proj's [D, H, K] as they are,
+    # XLA:CPU first writes a transposed copy of the weight, in every layer of every step.
+    B, S = x.shape[:2]
+    n_in, n_out = _matrix_dims(x, w)
+    y = jax.lax.dot_general(x.reshape(B, S, n_in), w.reshape(n_out, n_in), (((2,), (1,)), ((), ())))
+    return y.reshape(B, S, *w.shape[: w.ndim - (x.ndim - 2)])
 
 
 def _dense_fwd(x, w):
@@ -97,12 +108,12 @@ def _dense_fwd(x, w):
 
 def _dense_bwd(res, g):
     x, w = res
-    n_out = w.ndim - (x.ndim - 2)
-    g_out, w_out = tuple(range(2, 2 + n_out)), tuple(range(n_out))
-    dx = jax.lax.dot_general(g, w, ((g_out, w_out), ((), ())))
     B, S = x.shape[:2]
-    dw = sum_over_tokens(g.reshape(B, S, -1), x.reshape(B, S, -1)).reshape(w.shape)
-    return dx.astype(x.dtype), dw.astype(w.dtype)
+    n_in, n_out = _matrix_dims(x, w)
+    g2, w2 = g.reshape(B, S, n_out), w.reshape(n_out, n_in)
+    dx = jax.lax.dot_general(g2, w2, (((2,), (0,)), ((), ())))
+    dw = sum_over_tokens(g2, x.reshape(B, S, n_in))
+    return dx.reshape(x.shape).astype(x.dtype), dw.reshape(w.shape).astype(w.dtype)
 
 
 _dense.defvjp(_dense_fwd, _dense_bwd)
@@ -116,9 +127,10 @@ def dense(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
     """A projection: x [B, S, *in] times w [*out, *in] (HF's [out, in] orientation) -> [B, S, *out].
 
     E.g. q_proj: [B, S, D] x [H, K, D] -> [B, S, H, K]; o_proj: [B, S, H, K] x [D, H, K] -> [B, S, D].
-    The forward is the einsum autodiff would see. The backward is autodiff's too, except that the
-    weight gradient goes through `sum_over_tokens`, so every projection's weight grad is one
-    matmul over merged tokens, with no transposed copy of the cotangent written first.
+    The forward is that einsum, computed as one 2-D matmul over the merged in and out dims. The
+    backward is autodiff's too, except that the weight gradient goes through `sum_over_tokens`,
+    so every projection's weight grad is one matmul over merged tokens, with no transposed copy of
+    the cotangent written first.
     """
     return checkpoint_name(_dense(x, w), PROJECTION)
 
