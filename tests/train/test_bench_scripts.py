@@ -99,10 +99,12 @@ def test_bench_verify_runs_and_compares_outputs_with_a_baseline():
     assert "outputs byte-identical: True" in proc.stdout  # HEAD's pass and this one agree
 
 
-def test_bench_step_runs_at_a_tiny_size():
-    proc = _run(["scripts/bench_step.py", "--layers", "1", "--hidden", "64", "--seq", "32", "--vocab", "256", "--reps", "1"],
-                xla_flags=None, timeout=240)
+def test_bench_step_runs_at_a_tiny_size_with_a_baseline():
+    # --baseline HEAD: HEAD's package, extracted with git archive, steps in a child process
+    proc = _run(["scripts/bench_step.py", "--layers", "1", "--hidden", "64", "--seq", "32", "--vocab", "256", "--reps", "1",
+                 "--baseline", "HEAD"], xla_flags=None, timeout=240)
     assert "ratio jax/torch" in proc.stdout
+    assert "baseline HEAD:" in proc.stdout and "jax/baseline" in proc.stdout
 
 
 def test_bench_attention_runs_against_torch_and_a_baseline():
