@@ -75,10 +75,8 @@ def sum_over_tokens(a: jnp.ndarray, b: jnp.ndarray, **einsum_kwargs) -> jnp.ndar
 
     The tokens are merged into one [B*S] dim first, so the matmul has a single contracting dim and
     XLA:CPU hands it to its dot as it is, instead of first writing a transposed copy of an operand
-    (fused into the elementwise work that made it). Measured in one process: the chunked LM-head
-    loss alone 2-15% faster (batch 2 / batch 1), the model's fwd+bwd ~2% (0.96-1.06 of the
-    old time over five runs), the full train step within noise (docs/benchmarks/model.md). The
-    merge is free only while no mesh axis splits the sequence; otherwise the dims stay apart.
+    (fused into the elementwise work that made it); docs/benchmarks/model.md has the measurements.
+    The merge is free only while no mesh axis splits the sequence; otherwise the dims stay apart.
     """
     if is_split("seq"):
         return jnp.einsum("bsx,bsy->xy", a, b, **einsum_kwargs)
