@@ -119,3 +119,34 @@ def test_bench_attention_runs_against_torch_and_a_baseline():
         assert max(r["max_abs_diff_vs_torch"].values()) <= 1e-4
         assert r["fwd_bwd_over_torch"]["chunked"] > 0 and r["chunked_over_baseline"] > 0
     assert "chunked/baseline" in proc.stdout
+
+
+def test_profile_step_attributes_the_traced_step_to_thunk_groups(tmp_path):
+    out, png = tmp_path / "profile.json", tmp_path / "profile.png"
+    _run(["scripts/profile_step.py", "--layers", "1", "--hidden", "64", "--seq", "32", "--vocab", "256", "--steps", "2",
+          "--warmup", "1", "--json", str(out), "--plot", str(png)], xla_flags=None, timeout=240)
+    summary = json.loads(out.read_text())
+    groups = summary["groups_ms_per_step"]
+    assert groups["library dots"] > 0 or groups.get("XLA dots", 0) > 0  # the matmuls are there
+    # fair shares add up to the time some thunk ran: the span less the time none did
+    running = summary["running_at_once_ms_per_step"]
+    assert math.isclose(sum(groups.values()), summary["span_ms_per_step"] - running.get("0", 0.0), rel_tol=1e-6)
+    assert math.isclose(summary["thunk_ms_per_step"], sum(groups.values()), rel_tol=1e-6)
+    assert png.stat().st_size > 0
+
+
+def test_profile_step_fair_shares_and_groups():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import profile_step
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    # a alone for 10 us, a and b together for 10 (5 each), b alone for 10, a gap of 5, c for 5
+    share, running = profile_step.fair_shares([(0, 20, "a"), (10, 30, "b"), (35, 40, "c")])
+    assert share == {"a": 15, "b": 15, "c": 5}
+    assert running == {1: 25, 2: 10, 0: 5}
+    assert profile_step.group_of("ynn_fusion.4") == "library dots"
+    assert profile_step.group_of("dot_general.50") == "XLA dots"
+    assert profile_step.group_of("dynamic-slice_bitcast_fusion.1") == "copies and slices"
+    assert profile_step.group_of("multiply_bitcast_fusion.11") == "elementwise fusions"
+    assert profile_step.group_of("wrapped_reduce-window.3") == "reductions"
