@@ -128,6 +128,10 @@ def test_shipped_configs_parse(name):
 
         layout = resolve(cfg.mesh, num_devices=64, num_hosts=8)
         assert layout.shape["data"] == 8 and layout.shape["fsdp"] == 8 and layout.dcn["data"] == 8
+        # each process runs a loader pipeline per batch row block on its devices (data x fsdp blocks
+        # over 8 hosts): the grain worker processes a host starts stay few
+        blocks_per_host = layout.shape["data"] * layout.shape["fsdp"] // 8
+        assert blocks_per_host * max(1, cfg.data.num_workers) <= 16
 
 
 def test_sigterm_saves_a_checkpoint_then_exits(tmp_path, corpus):
