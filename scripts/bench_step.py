@@ -129,8 +129,8 @@ class BaselineChild:
 
         from bench_baseline import extract_package
 
-        root = extract_package(commit, Path(tempfile.mkdtemp(prefix=f"bench_step_{commit}_")))
-        self.proc = subprocess.Popen([sys.executable, __file__, *argv, "--serve-baseline", str(root)],
+        self.root = extract_package(commit, Path(tempfile.mkdtemp(prefix=f"bench_step_{commit}_")))
+        self.proc = subprocess.Popen([sys.executable, __file__, *argv, "--serve-baseline", str(self.root)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         first = self.proc.stdout.readline().split()
         if not first or first[0] != "ready":
@@ -144,8 +144,11 @@ class BaselineChild:
             raise RuntimeError(f"the baseline child stopped (exit code {self.proc.poll()})")
 
     def close(self) -> None:
+        import shutil
+
         self.proc.stdin.close()
         self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)  # the extracted package
 
 
 def step_argv(a) -> list[str]:
