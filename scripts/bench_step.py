@@ -28,18 +28,23 @@ from bench_timing import time_in_turns
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
+def add_step_args(p: argparse.ArgumentParser) -> None:
+    """The options that shape the step (shared with profile_step.py)."""
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--vocab", type=int, default=8192)
-    p.add_argument("--reps", type=int, default=4, help="turns per side")
-    p.add_argument("--block", type=int, default=2, help="timed back-to-back steps per turn")
     p.add_argument("--attention", default="auto", choices=["auto", "chunked", "xla"])
     p.add_argument("--cpu-defaults", action="store_true",
                    help="no train/cpu_tuning.py settings: XLA's default compiler options and glibc's malloc defaults")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_step_args(p)
+    p.add_argument("--reps", type=int, default=4, help="turns per side")
+    p.add_argument("--block", type=int, default=2, help="timed back-to-back steps per turn")
     p.add_argument("--baseline", default=None, help="also time the JAX step of this commit's package, side by side")
     p.add_argument("--serve-baseline", default=None, help=argparse.SUPPRESS)  # the baseline child: its package root
     return p.parse_args(argv)

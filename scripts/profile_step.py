@@ -141,23 +141,16 @@ def plot_groups(summary: dict, path: str, title: str) -> None:
 
 
 def main() -> int:
+    import bench_step
+
     p = argparse.ArgumentParser()
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--seq", type=int, default=512)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--vocab", type=int, default=8192)
-    p.add_argument("--attention", default="auto", choices=["auto", "chunked", "xla"])
-    p.add_argument("--cpu-defaults", action="store_true", help="no train/cpu_tuning.py settings")
+    bench_step.add_step_args(p)
     p.add_argument("--steps", type=int, default=4, help="traced steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before the trace")
     p.add_argument("--top", type=int, default=25, help="thunks listed")
     p.add_argument("--plot", default=None, help="a bar chart of the groups (png)")
     p.add_argument("--json", default=None, help="write the summary here")
     a = p.parse_args()
-
-    import bench_step
-
     bench_step.tune_process(a)
     import jax
 
