@@ -23,10 +23,11 @@ def dot_contracting_dim_counts(fn, *args) -> list[int]:
 def dot_counts_and_result(fn, *args, mesh_axes: dict | None = None):
     """(dot_contracting_dim_counts of fn, jit(fn)(*args)), both traced under a mesh of `mesh_axes`
     (MeshConfig sizes, default rules) or with no mesh when it is None."""
+    from contextlib import nullcontext
+
     from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
     from siamgpt_jax.parallel.rules import use_mesh_rules
 
-    if mesh_axes is None:
-        return dot_contracting_dim_counts(fn, *args), jax.jit(fn)(*args)
-    with use_mesh_rules(make_mesh(MeshConfig(**mesh_axes))):
+    mesh_rules = nullcontext() if mesh_axes is None else use_mesh_rules(make_mesh(MeshConfig(**mesh_axes)))
+    with mesh_rules:
         return dot_contracting_dim_counts(fn, *args), jax.jit(fn)(*args)

@@ -190,8 +190,8 @@ def test_remat_dots_still_saves_the_projections(remat):
 @pytest.mark.parametrize("x_shape,w_shape,spec", PROJECTIONS)
 def test_dense_compiles_with_no_transposed_copy_on_cpu(x_shape, w_shape, spec):
     # q_proj's [H, K, D] or o_proj's [D, H, K] given to dot_general as they are made XLA:CPU write
-    # a transposed copy of the weight before the matmul, forward and backward; merged to one
-    # [OUT, IN] matrix they go to the dot as they lie. Sizes big enough for the dot library.
+    # a transposed copy of the weight before the forward matmul; merged to one [OUT, IN] matrix
+    # they go to the dot as they lie. Sizes big enough for the dot library.
     from siamgpt_jax.train.cpu_tuning import compiler_options
 
     scale = 8
