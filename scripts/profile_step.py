@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # Thunk names are XLA's instruction and fusion names: a fusion is named after the ops in it
 # ("copy_bitcast_fusion.3", "multiply_bitcast_fusion"), so its words say what it does.
-GROUP_NAMES = ("library dots", "XLA dots", "reductions", "copies and slices", "elementwise fusions", "other")
 _LIBRARY_DOT = re.compile(r"^(ynn|xnn|onednn)_fusion")
 _XLA_DOT = re.compile(r"^(wrapped_)?(dot|dot_general|convolution)(\.\d+)?$")
 _REDUCTIONS = {"reduce", "reduce-window", "scatter", "select-and-scatter"}
