@@ -26,7 +26,7 @@ def dot_counts_and_result(fn, *args, mesh_axes: dict | None = None):
     from contextlib import nullcontext
 
     from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-    from siamgpt_jax.parallel.rules import use_mesh_rules
+    from siamgpt_jax.sharding import use_mesh_rules
 
     mesh_rules = nullcontext() if mesh_axes is None else use_mesh_rules(make_mesh(MeshConfig(**mesh_axes)))
     with mesh_rules:

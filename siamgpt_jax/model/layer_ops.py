@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
-from siamgpt_jax.parallel.rules import constrain, is_split
+from siamgpt_jax.sharding import constrain, is_split
 
 
 def _rms_forward(x, weight, eps):

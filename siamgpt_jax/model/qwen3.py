@@ -18,7 +18,7 @@ from siamgpt_jax.model import attention as attn
 from siamgpt_jax.model.config import LAYER_NORM_KEYS, Qwen3Config, param_logical_axes, param_shapes
 from siamgpt_jax.model.layer_ops import PROJECTION, dense, rms_norm, swiglu_down
 from siamgpt_jax.model.rope import apply_rope, cos_sin
-from siamgpt_jax.parallel.rules import DEFAULT_RULES, Rules, constrain, named_sharding
+from siamgpt_jax.sharding import DEFAULT_RULES, Rules, constrain, named_sharding
 
 # Logical axis names of every parameter (keys as in param_shapes); an untied config lists lm_head too.
 LOGICAL_AXES: dict[str, tuple[str, ...]] = param_logical_axes(Qwen3Config(tie_word_embeddings=False))

@@ -1,1 +1,1 @@
-"""Named meshes, logical-axis sharding rules, multi-host set-up and the mesh-layout planner."""
+"""Named meshes, multi-host set-up and the mesh-layout planner (the logical-axis rules live in siamgpt_jax.sharding)."""

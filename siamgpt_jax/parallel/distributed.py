@@ -162,7 +162,7 @@ def shard_batch(local_batch: Mapping[str, np.ndarray], mesh, rules=None) -> dict
 
     from jax.sharding import NamedSharding
 
-    from siamgpt_jax.parallel.rules import DEFAULT_RULES, logical_to_spec
+    from siamgpt_jax.sharding import DEFAULT_RULES, logical_to_spec
 
     rules = DEFAULT_RULES if rules is None else rules
     out = {}

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from siamgpt_jax.config import ConfigError
-from siamgpt_jax.parallel.rules import DEFAULT_RULES, LOGICAL_AXES, MESH_AXES, ShardingRuleError, validate_rules
+from siamgpt_jax.sharding import DEFAULT_RULES, LOGICAL_AXES, MESH_AXES, ShardingRuleError, validate_rules
 
 
 class MeshError(ValueError):

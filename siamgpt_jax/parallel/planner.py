@@ -29,7 +29,7 @@ from siamgpt_jax.model.config import (
     LAYER_NORM_KEYS, Qwen3Config, attention_block_size, flops_per_token, param_logical_axes, param_shapes,
 )
 from siamgpt_jax.parallel.mesh import MeshConfig, MeshShape, resolve
-from siamgpt_jax.parallel.rules import MESH_AXES, Rules, local_shape, logical_to_spec, divisible_spec
+from siamgpt_jax.sharding import MESH_AXES, Rules, local_shape, logical_to_spec, divisible_spec
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "fp32": 4, "bf16": 2, "fp16": 2}
 RematPolicy = Literal["none", "full", "dots"]

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 
 from siamgpt_jax.model.config import Qwen3Config
-from siamgpt_jax.parallel.rules import Rules
+from siamgpt_jax.sharding import Rules
 from siamgpt_jax.train.optimizer import OptimConfig, make_optimizer
 from siamgpt_jax.train.state import ModelDef, abstract_train_state, state_shardings
 from siamgpt_jax.train.step import BATCH_KEYS, StepConfig, batch_sharding, jit_train_step, make_train_step

@@ -23,7 +23,7 @@ from siamgpt_jax import config as config_lib
 from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token
 from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
-from siamgpt_jax.parallel.rules import logical_to_spec
+from siamgpt_jax.sharding import logical_to_spec
 from siamgpt_jax.train.checkpoint import Checkpointer
 from siamgpt_jax.train.config import JobConfig
 from siamgpt_jax.train.optimizer import learning_rate_schedule, make_optimizer

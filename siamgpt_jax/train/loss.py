@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from siamgpt_jax.model.layer_ops import sum_over_tokens
-from siamgpt_jax.parallel.rules import constrain
+from siamgpt_jax.sharding import constrain
 
 
 class LossSums(NamedTuple):

@@ -17,7 +17,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from siamgpt_jax.model import qwen3
-from siamgpt_jax.parallel.rules import Rules
+from siamgpt_jax.sharding import Rules
 
 
 @jax.tree_util.register_dataclass

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from siamgpt_jax.parallel.rules import Rules, constrain, logical_to_spec, use_mesh_rules
+from siamgpt_jax.sharding import Rules, constrain, logical_to_spec, use_mesh_rules
 from siamgpt_jax.train.loss import chunked_cross_entropy
 from siamgpt_jax.train.state import ModelDef, TrainState
 from siamgpt_jax.train.cpu_tuning import compiler_options

@@ -12,7 +12,7 @@ from siamgpt_jax.convert import CheckpointError, aligned, hf_import, load_hf, na
 from siamgpt_jax.convert.st_rows import RowReader
 from siamgpt_jax.convert.tiny_hf import TINY, make_hf_model, save_hf_model
 from siamgpt_jax.model.qwen3 import LOGICAL_AXES
-from siamgpt_jax.parallel.rules import DEFAULT_RULES, named_sharding
+from siamgpt_jax.sharding import DEFAULT_RULES, named_sharding
 
 
 @pytest.mark.parametrize("kind, shape", [("copy", (6, 10)), ("heads_rows", (4, 6, 10)), ("heads_cols", (10, 4, 6))])

@@ -14,7 +14,7 @@ from siamgpt_jax.cli import main
 from siamgpt_jax.convert import load_hf, save_hf
 from siamgpt_jax.convert.tiny_hf import TINY, hf_logits, make_hf_model, save_hf_model
 from siamgpt_jax.model.qwen3 import LOGICAL_AXES
-from siamgpt_jax.parallel.rules import DEFAULT_RULES, named_sharding
+from siamgpt_jax.sharding import DEFAULT_RULES, named_sharding
 
 
 def _tensors(folder):

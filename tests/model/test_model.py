@@ -9,7 +9,7 @@ from flax import nnx
 from siamgpt_jax.model import attention as attn
 from siamgpt_jax.model.config import Qwen3Config, param_shapes
 from siamgpt_jax.model.qwen3 import LOGICAL_AXES, Qwen3, abstract_model, init_model
-from siamgpt_jax.parallel.rules import DEFAULT_RULES, named_sharding
+from siamgpt_jax.sharding import DEFAULT_RULES, named_sharding
 
 CFG = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
                   num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False)

@@ -9,7 +9,7 @@ from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.parallel.compiled import bench_layouts, compile_report, count_collectives
 from siamgpt_jax.parallel.mesh import MeshConfig
 from siamgpt_jax.parallel.planner import Workload
-from siamgpt_jax.parallel.rules import named_sharding
+from siamgpt_jax.sharding import named_sharding
 
 TINY = Qwen3Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_window_layers=2)

@@ -12,7 +12,7 @@ import pytest
 from siamgpt_jax.parallel import distributed
 from siamgpt_jax.parallel.distributed import DistributedError, expand_nodelist, resolve, shard_batch
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-from siamgpt_jax.parallel.rules import DEFAULT_RULES
+from siamgpt_jax.sharding import DEFAULT_RULES
 
 REPO = Path(__file__).resolve().parents[2]
 

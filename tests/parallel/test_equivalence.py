@@ -14,7 +14,7 @@ import pytest
 from siamgpt_jax.model.config import preset
 from siamgpt_jax.model.qwen3 import abstract_model
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-from siamgpt_jax.parallel.rules import DEFAULT_RULES, use_mesh_rules
+from siamgpt_jax.sharding import DEFAULT_RULES, use_mesh_rules
 from siamgpt_jax.train.state import ModelDef
 from siamgpt_jax.train.step import StepConfig, batch_sharding, make_grad_fn
 

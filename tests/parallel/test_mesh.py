@@ -3,7 +3,7 @@ import pytest
 
 from siamgpt_jax.config import ConfigError, from_dict, load
 from siamgpt_jax.parallel.mesh import MeshConfig, MeshError, make_mesh, resolve
-from siamgpt_jax.parallel.rules import DEFAULT_RULES, ShardingRuleError, local_shape, validate_rules
+from siamgpt_jax.sharding import DEFAULT_RULES, ShardingRuleError, local_shape, validate_rules
 
 
 def test_fill_axis_takes_the_remaining_devices():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-from siamgpt_jax.parallel.rules import DEFAULT_RULES
+from siamgpt_jax.sharding import DEFAULT_RULES
 from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
 from siamgpt_jax.train.optimizer import OptimConfig, make_optimizer
 from siamgpt_jax.train.state import abstract_train_state, create_train_state, state_shardings

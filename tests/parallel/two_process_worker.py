@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from siamgpt_jax.parallel import distributed  # noqa: E402
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh  # noqa: E402
-from siamgpt_jax.parallel.rules import DEFAULT_RULES  # noqa: E402
+from siamgpt_jax.sharding import DEFAULT_RULES  # noqa: E402
 
 coordinator, pid, nproc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 plan = distributed.initialize(coordinator=coordinator, num_processes=nproc, process_id=pid)
