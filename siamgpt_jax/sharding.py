@@ -162,10 +162,6 @@ def use_mesh_rules(mesh: Mesh | None, rules: Rules | None = None) -> Iterator[No
         _ACTIVE.reset(token)
 
 
-def active_mesh_rules() -> tuple[Mesh, Rules] | None:
-    return _ACTIVE.get()
-
-
 def is_split(logical_axis: str) -> bool:
     """Whether the active mesh splits dims named `logical_axis` (False when no mesh is active)."""
     active = _ACTIVE.get()
