@@ -40,9 +40,7 @@ class RequestCache:
                 for raw in f:
                     try:
                         rec = json.loads(raw)
-                        gen = rec["generation"]
-                        if gen.get("token_logprobs") is not None:
-                            gen["token_logprobs"] = tuple(gen["token_logprobs"])
+                        gen = {k: tuple(v) if isinstance(v, list) else v for k, v in rec["generation"].items()}
                         self.entries[rec["key"]] = Generation(**gen)
                     except (ValueError, KeyError, TypeError):
                         continue  # a line cut short by a kill

@@ -223,3 +223,25 @@ def test_registry_mode_checks_constraints_without_code(tmp_path):
     report = run_verification([Path(cfg.out_dir) / "stream_b.jsonl"], tmp_path / "v", workers=1, progress=False)
     assert report.verified == 2, report.to_json()
     assert result.report["sandbox"].startswith("not needed")
+
+
+def test_the_shipped_query_set_is_thai_across_four_topics():
+    from siamgpt_jax.autoif.stages import read_queries
+
+    good, bad = read_queries("data/autoif/queries_th.jsonl")
+    assert bad == [] and len(good) >= 200
+    topics = {q["topic"] for q in good}
+    assert topics == {"everyday", "technical", "creative", "formal"}
+    assert len({q["query"] for q in good}) == len(good)
+
+
+def test_the_cli_needs_a_teacher_or_replay(tmp_path):
+    import argparse
+
+    from siamgpt_jax.autoif import cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    args = p.parse_args(["--config", "configs/autoif.yaml", f"out_dir={tmp_path}"])
+    with pytest.raises(UserError, match="needs a teacher"):
+        cli.run(args)
