@@ -124,6 +124,7 @@ class Sandbox:
         self.isolated_reruns = 0
         if not self.unsafe:
             self._self_test()
+            self.batches_run = 0  # count only the caller's batches
 
     @property
     def mode(self) -> str:

@@ -236,9 +236,11 @@ def cross_validate(ctx: Context, items: list[dict]) -> StageResult:
             rejected.append({"reason": "no_accurate_function", "item": item})
         else:
             kept.append(item)
+    accuracies = [f["accuracy"] for it in kept for f in it["functions"]]
     return StageResult(kept, rejected, len(items),
                        {"executions": sum(len(j.cases) for j in jobs), "execution_errors": dict(errors),
-                        "sandbox": ctx.sandbox.mode})
+                        "sandbox": ctx.sandbox.mode, "functions_kept": len(accuracies),
+                        "kept_function_accuracy_mean": round(sum(accuracies) / len(accuracies), 4) if accuracies else None})
 
 
 # 5. back-translation --------------------------------------------------------------------------------
@@ -343,9 +345,12 @@ def responses(ctx: Context, items: list[dict]) -> StageResult:
                 rejected.append({"reason": reason, "item": cand})
             else:
                 candidates.append(cand)
-    kept = []
+    kept, extra = [], {}
     if cfg.mode == "functions":
         _run_functions_on_responses(ctx, candidates)
+        if candidates:
+            extra["function_pass_rate_mean"] = round(
+                sum(c["function_pass_rate"] for c in candidates) / len(candidates), 4)
     for c in candidates:
         reason = None
         if cfg.mode == "functions":
@@ -365,7 +370,7 @@ def responses(ctx: Context, items: list[dict]) -> StageResult:
             rejected.append({"reason": reason, "item": c})
         else:
             kept.append(c)
-    return StageResult(kept, rejected, len(requests))
+    return StageResult(kept, rejected, len(requests), extra)
 
 
 def _run_functions_on_responses(ctx: Context, candidates: list[dict]) -> None:
