@@ -130,6 +130,7 @@ class JaxBackend:
                 out[i] = Generation(
                     text=text, finish_reason=finish, prompt_tokens=len(prompts[j]), completion_tokens=len(r.tokens),
                     token_logprobs=tuple(r.logprobs) if r.logprobs is not None else None,
+                    tokens=tuple(self.tokenizer.decode([t]) for t in r.tokens) if r.logprobs is not None else None,
                 )
         return out  # type: ignore[return-value]
 
