@@ -63,12 +63,12 @@ def test_describe_both_languages_for_every_id():
 
 def _example_kwargs(iid):
     ins = REGISTRY[iid]
-    sample = {int: 3, float: 0.5, str: "คำ", list: ["คำ"], bool: True}
+    samples = {int: [3], float: [0.5], str: ["คำ", "ก", "th"], list: [["คำ"]], bool: [True]}  # "ก": one letter; "th": a language code
 
     def value(p):
         if p.choices:
             return p.choices[0]
-        return "ก" if p.rule is not None and p.rule(sample[p.kind]) else sample[p.kind]  # e.g. one letter
+        return next(v for v in samples[p.kind] if p.rule is None or not p.rule(v))
 
     return {p.name: value(p) for p in ins.params if p.required}
 
