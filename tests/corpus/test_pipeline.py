@@ -156,3 +156,29 @@ def test_a_multi_letter_letter_frequency_is_invalid_kwargs(tmp_path):
     (rejected,) = [json.loads(l) for l in (tmp_path / "out/rejected.jsonl").read_text(encoding="utf-8").splitlines()]
     assert rejected["failures"][0] == {
         "check": "invalid_kwargs", "reason": "keywords:letter_frequency: kwarg 'letter'='ab' must be one character"}
+
+
+def test_vacuous_kwargs_are_invalid_kwargs_records(tmp_path):
+    """The issue's vacuous kwargs, through the pass: each record is invalid with reason invalid_kwargs."""
+    vacuous = [
+        ("startend:end_checker", {"end_phrase": ""}),
+        ("keywords:existence", {"keywords": []}),
+        ("keywords:existence", {"keywords": [""]}),
+        ("combination:repeat_prompt", {"prompt_to_repeat": ""}),
+        ("thai:response_language", {"min_ratio": -1.0}),
+        ("keywords:forbidden_words", {"forbidden_words": [""]}),
+        ("language:response_language", {"language": ""}),
+        ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 1, "nth_paragraph": 0, "first_word": "ก"}),
+    ]
+    src = tmp_path / "in.jsonl"
+    with open(src, "w", encoding="utf-8") as f:
+        for n, (iid, kw) in enumerate(vacuous):
+            rec = {"messages": [{"role": "user", "content": "เขียนอะไรก็ได้"}, {"role": "assistant", "content": f"คำตอบที่ {n} ครับ"}],
+                   "instruction_id_list": [iid], "kwargs": [kw]}
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    report = run_verification([src], tmp_path / "out", workers=1, progress=False)
+    assert report.total == report.invalid == len(vacuous) and report.verified == 0
+    assert report.reject_reasons == {"invalid_kwargs": len(vacuous)}
+    for line in (tmp_path / "out/rejected.jsonl").read_text(encoding="utf-8").splitlines():
+        (failure,) = json.loads(line)["failures"]
+        assert failure["check"] == "invalid_kwargs" and failure["reason"]
