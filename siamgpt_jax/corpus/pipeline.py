@@ -118,11 +118,12 @@ def _verify_record(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_
         if not (thai_share(m["content"]) >= thai_min_share or (rec.stream == AUTOIF and not asks_other_language)):
             continue
         last = turn == len(rec.messages) - 1
+        prompt = final_prompt if last else _prompt_before(rec.messages, turn)
         for iid in stability:
             if last and iid in rec.instruction_ids:
                 continue  # already run above as a constraint, with the record's own kwargs
-            prompt = _prompt_before(rec.messages, turn) if verify.lookup(iid).uses_prompt else ""
-            v = _stability_verdict(iid, m["content"], prompt)
+            # checks that ignore the prompt get "" so their memo is shared across records
+            v = _stability_verdict(iid, m["content"], prompt if verify.lookup(iid).uses_prompt else "")
             runs.append((iid, v.ok))
             if not v.ok:
                 failures.append({"check": iid, "turn": turn, "reason": v.reason})
