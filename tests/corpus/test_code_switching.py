@@ -111,3 +111,21 @@ def test_the_pass_hands_each_turn_its_prompt(tmp_path):
     assert (report.verified, report.rejected) == (1, 1)
     rejected = json.loads((tmp_path / "out" / "rejected.jsonl").read_text(encoding="utf-8"))
     assert rejected["line"] == 2 and "thai:no_code_switching" in {f["check"] for f in rejected["failures"]}
+
+
+def test_sea_ifeval_th_2071_repeating_the_title_is_not_code_switching():
+    """SEA IFEval-Th 2071 asks to repeat a request that holds "The Lord of the Rings", then answer."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "data/eval/th_sea_ifeval.jsonl"
+    (rec,) = [r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r["id"] == 2071]
+    prompt, kwargs = rec["prompts"][0]["text"], rec["kwargs"][0]
+    answer = kwargs["prompt_to_repeat"] + (
+        "\n\nThe Lord of the Rings เล่าเรื่องของโฟรโดซึ่งเป็นฮอบบิทตัวเล็ก ๆ ที่ต้องเดินทางไกลเพื่อทำลายแหวนวิเศษ"
+        " เขามีเพื่อนที่ดีคอยช่วยเหลือตลอดทาง และสุดท้ายความกล้าหาญกับมิตรภาพก็ทำให้เขาทำสำเร็จ"
+    )
+    assert check("combination:repeat_prompt", answer, kwargs).ok
+    for iid in ("thai:no_code_switching", "thai:response_language"):
+        v = check(iid, answer, {}, prompt=prompt)
+        assert v.ok, (iid, v.reason)
+    assert not check("combination:repeat_prompt", kwargs["prompt_to_repeat"], kwargs).ok  # the repeat alone

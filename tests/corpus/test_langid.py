@@ -103,3 +103,22 @@ def test_language_checks(iid, kwargs, text, ok):
 def test_a_language_that_is_no_code_is_invalid(language):
     with pytest.raises(KwargsError, match="ISO 639"):
         check("language:response_language", "สวัสดี", {"language": language})
+
+
+def test_language_constraints_in_the_pass_with_worker_processes(tmp_path):
+    """The pass's pool (fork where available): each worker answers with lid.176."""
+    import json
+
+    from siamgpt_jax.corpus import pipeline
+
+    cases = [(HINDI, "hi", True), (MARATHI, "mr", True), (HINDI, "ne", False), ("write a letter to a friend.", "en", True)] * 70
+    src = tmp_path / "in.jsonl"
+    with open(src, "w", encoding="utf-8") as f:
+        for n, (text, lang, _) in enumerate(cases):
+            rec = {"messages": [{"role": "user", "content": f"request {n}"}, {"role": "assistant", "content": text + f" {n}"}],
+                   "instruction_id_list": ["language:response_language"], "kwargs": [{"language": lang}]}
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    report = pipeline.run_verification([src], tmp_path / "out", workers=2, progress=False)
+    assert report.total == len(cases) > pipeline.CHUNK  # more than one chunk: the pool runs
+    assert report.checks["language:response_language"]["passed"] == sum(ok for *_, ok in cases)
+    assert report.invalid == 0
