@@ -16,16 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from siamgpt_jax.convert.hf_import import load_hf
-    from siamgpt_jax.convert.params_ckpt import save_params
     from siamgpt_jax.errors import UserError
     from siamgpt_jax.hub import resolve_model
 
     try:
-        source = resolve_model(args.hf_dir)
+        source = resolve_model(args.hf_dir)  # before importing jax: a bad id fails at once
     except UserError as e:
         print(f"siamgpt-jax import-hf: error: {e}", file=sys.stderr)
         return 2
+    from siamgpt_jax.convert.hf_import import load_hf
+    from siamgpt_jax.convert.params_ckpt import save_params
+
     model = load_hf(source.path, dtype=None if args.dtype == "keep" else args.dtype)
     out = save_params(model, args.ckpt_dir)
     origin = f" from {source.pinned}" if source.is_hub else ""

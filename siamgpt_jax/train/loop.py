@@ -74,7 +74,8 @@ def build_model(cfg: JobConfig, mesh, rules):
         from siamgpt_jax.hub import resolve_model
 
         folder = resolve_model(cfg.model.hf_path).path
-        return load_hf(folder, dtype=kwargs.pop("param_dtype"), mesh=mesh, rules=rules, **kwargs)
+        return load_hf(folder, dtype=kwargs.pop("param_dtype"), compute_dtype=kwargs.pop("dtype"), mesh=mesh,
+                       rules=rules, **kwargs)
     from siamgpt_jax.model.qwen3 import init_model
 
     return init_model(cfg.model.architecture(), seed=cfg.seed, mesh=mesh, rules=rules, **kwargs)
