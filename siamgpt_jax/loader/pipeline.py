@@ -56,7 +56,7 @@ class LoaderConfig:
     num_workers: int = 0  # grain worker processes for render + tokenize (0 = in-process)
     read_threads: int = 1  # grain read threads per process
     packing_bins: int = 128  # rows packed at once by first-fit; more = less padding
-    tokenizer: str | None = None  # HF tokenizer folder; None = Qwen3 built offline
+    tokenizer: str | None = None  # HF tokenizer folder or hub model id; None = Qwen3 built offline
 
 
 def _json_default(obj: Any) -> Any:

@@ -99,7 +99,7 @@ def load_job_config(path: str | Path | None, overrides: list[str] | None = None)
 
 
 def pin_hub_revisions(cfg: JobConfig, recorded: dict[str, Any] | None = None) -> tuple[JobConfig, list[str]]:
-    """Resolve every hub id of the job (model.hf_path, data.sources paths), downloading what is
+    """Resolve every hub id of the job (model.hf_path, data.sources paths, data.tokenizer), downloading what is
     missing, and name each by the commit it resolved to (`ORG/NAME@COMMIT`), so the run's
     config.json reads exactly these files again. `recorded` is the job dict an earlier start of
     this run wrote: a resumed run reads the commits that one read (hub.repin). Returns the pinned
@@ -124,7 +124,12 @@ def pin_hub_revisions(cfg: JobConfig, recorded: dict[str, Any] | None = None) ->
             old = old_sources[i].get("path") if i < len(old_sources) and isinstance(old_sources[i], dict) else None
             s = dataclasses.replace(s, path=pin(f"data.sources[{i}].path", s.path, old, "dataset", hub.resolve_dataset))
         sources.append(s)
-    pinned = dataclasses.replace(cfg, model=model, data=dataclasses.replace(cfg.data, sources=tuple(sources)))
+    tokenizer = cfg.data.tokenizer
+    if tokenizer and hub.is_hub_spec(tokenizer, "model"):
+        old = (recorded.get("data") or {}).get("tokenizer")
+        tokenizer = pin("data.tokenizer", tokenizer, old, "model", hub.resolve_tokenizer)
+    data = dataclasses.replace(cfg.data, sources=tuple(sources), tokenizer=tokenizer)
+    pinned = dataclasses.replace(cfg, model=model, data=data)
     return pinned, notes
 
 

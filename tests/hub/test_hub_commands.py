@@ -94,6 +94,7 @@ def _overrides(run_dir: Path) -> list[str]:
         "model.attention": "xla",
         "data.sources": f"[{{path: '{VERIFIED}:train', weight: 1.0}}]",
         "data.seq_len": 64,
+        "data.tokenizer": MODEL,
         "train.steps": 0,  # no step: the start of a run is what reads hub ids (and steps take long here)
         "train.global_batch": 8,
         "train.loss_chunk": 32,
@@ -122,6 +123,7 @@ def test_training_config_pins_hub_ids(hub_home, tmp_path, monkeypatch, capsys):
     recorded = read_json(run_dir / "config.json")
     assert recorded["model"]["hf_path"] == f"{MODEL}@{c1}"
     assert recorded["data"]["sources"][0]["path"] == f"{VERIFIED}@{hub_home.verified_commit}:train"
+    assert recorded["data"]["tokenizer"] == f"{MODEL}@{c1}"
 
     # main moves on; the resumed run keeps reading the commit it started from
     (repo_folder(home, "model", MODEL) / "refs" / "main").write_text(c2)
@@ -142,7 +144,9 @@ def test_training_config_pins_hub_ids(hub_home, tmp_path, monkeypatch, capsys):
     from siamgpt_jax.loader.pipeline import make_loader
     from siamgpt_jax.loader.tokenizer import load_tokenizer
 
-    loader = make_loader(again.data, load_tokenizer(), batch_size=2, seed=0, process_index=0, process_count=1)
+    tokenizer = load_tokenizer(again.data.tokenizer)  # the tokenizer files of commit 1
+    assert tokenizer.vocab_size == load_tokenizer().vocab_size
+    loader = make_loader(again.data, tokenizer, batch_size=2, seed=0, process_index=0, process_count=1)
     batch = next(iter(loader))
     assert batch["inputs"].shape == (2, 64) and (batch["segment_ids"] > 0).sum() > 0
     train_file = hub.resolve_dataset(again.data.sources[0].path).files[0]
