@@ -292,9 +292,12 @@ def _snapshot(spec: str, hub: HubSpec, allow: tuple[str, ...], ignore: tuple[str
     try:
         folder = snapshot_download(hub.repo_id, repo_type=hub.kind, revision=hub.revision,
                                    allow_patterns=list(allow), ignore_patterns=list(ignore))
-    except Exception as e:  # noqa: BLE001 - hub_error re-raises what it does not know
+    except Exception as e:  # noqa: BLE001 - what hub_error does not know is re-raised as it is
         # the metadata a dataset download skips is harmless to fetch: keep the advice short
-        raise hub_error(e, spec, hub, allow, ignore if hub.kind == "model" else ()) from e
+        error = hub_error(e, spec, hub, allow, ignore if hub.kind == "model" else ())
+        if error is e:
+            raise
+        raise error from e
     return Path(folder)
 
 
