@@ -8,7 +8,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="JSONL corpora (stream A SystemChat, stream B AutoIF)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="JSONL corpora (stream A SystemChat, stream B AutoIF): files or hub dataset ids "
+                             "ORG/NAME[@REVISION][/GLOB][:SPLIT]")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="writes verified.jsonl, rejected.jsonl, report.json here")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--fail-on-invalid", action="store_true", help="exit with an error if any line is not a usable record")
@@ -20,10 +22,23 @@ def run(args: argparse.Namespace) -> int:
     from siamgpt_jax.corpus.pipeline import InvalidInputError, run_verification
     from siamgpt_jax.corpus.registry import VerifierError
 
+    from siamgpt_jax.errors import UserError
+    from siamgpt_jax.hub import resolve_dataset
+
     stability = None if args.stability_checks is None else tuple(s for s in args.stability_checks.split(",") if s)
+    inputs: list[Path] = []
+    for spec in args.inputs:
+        try:
+            source = resolve_dataset(spec)
+        except UserError as e:
+            print(f"siamgpt-jax verify: error: {e}", file=sys.stderr)
+            return 2
+        if source.is_hub:
+            print(f"{spec}: {len(source.files)} file(s) of {source.pinned}", file=sys.stderr)
+        inputs.extend(source.files)
     try:
         report = run_verification(
-            args.inputs, args.out, workers=args.workers, fail_on_invalid=args.fail_on_invalid,
+            inputs, args.out, workers=args.workers, fail_on_invalid=args.fail_on_invalid,
             progress=not args.no_progress, stability_checks=stability,
         )
     except (InvalidInputError, FileNotFoundError, VerifierError) as e:
