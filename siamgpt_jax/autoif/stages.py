@@ -353,17 +353,18 @@ def responses(ctx: Context, items: list[dict]) -> StageResult:
                 sum(c["function_pass_rate"] for c in candidates) / len(candidates), 4)
     for c in candidates:
         reason = None
+        prompt = prompts.user_turn(c["query"], c["instruction"])  # terms the prompt uses are not code-switching
         if cfg.mode == "functions":
             if c["function_pass_rate"] < cfg.min_response_pass_rate or not c["passed_functions"]:
                 reason = "failed_functions"
         else:
             for iid, kw in c["constraints"]:
-                if not verify.check(iid, c["response"], kw):
+                if not verify.check(iid, c["response"], kw, prompt=prompt):
                     reason = f"failed_constraint:{iid}"
                     break
         if reason is None:
             for check_id in cfg.stability_checks:
-                if not verify.check(check_id, c["response"]):
+                if not verify.check(check_id, c["response"], prompt=prompt):
                     reason = f"stability:{check_id}"
                     break
         if reason:
