@@ -122,9 +122,6 @@ class ChatCompletionRequest(_Common):
         if self.top_logprobs:
             raise RequestError("top_logprobs > 0 is not supported (only the chosen tokens' logprobs)",
                                param="top_logprobs")
-        if self.messages[-1].role == "assistant":
-            raise RequestError("the last message must not be an assistant message (nothing to continue)",
-                               param="messages")
         messages = tuple({"role": m.role, "content": m.text()} for m in self.messages)
         max_tokens = self.max_completion_tokens or self.max_tokens
         thinking = self.chat_template_kwargs.enable_thinking

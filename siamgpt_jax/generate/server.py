@@ -6,8 +6,8 @@ Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /he
 
 Every refusal is a 4xx in OpenAI's error shape ({"error": {"message", "type", "param", "code"}}):
 bad JSON, wrong types, unknown roles, empty messages, max_tokens < 1, unsupported fields, a model
-name this server does not serve, and, when the backend can tell up front (`check_request`), a prompt
-longer than its cache. A backend exception answers its batch's requests with 500 and the server
+name this server does not serve, and, when the backend can render prompts up front (`prompt_ids`),
+an unrenderable conversation or a prompt longer than its cache. A backend exception answers its batch's requests with 500 and the server
 goes on. `stream: true` is answered with server-sent events in OpenAI's chunk format; since a batch
 is generated as a whole, each choice's text comes in one chunk when its batch is done.
 """
@@ -63,9 +63,10 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
     """The app; its batching worker starts with the server and stops (closing the backend) with it."""
     model_name = model_name or backend.model_name
     created = int(time.time())
-    # Optional backend hook: raise ValueError for a request it would refuse (e.g. a prompt too long
-    # for its cache), so that request gets a 400 before it can share a batch with others.
-    check_request: Callable[[GenerationRequest], None] | None = getattr(backend, "check_request", None)
+    # Optional backend hook (JaxBackend has it): render a request's prompt, raising ValueError for one
+    # it would refuse (unrenderable chat, a prompt too long for its cache), so that request gets a
+    # 400 before it joins a batch.
+    check_request: Callable[[GenerationRequest], object] | None = getattr(backend, "prompt_ids", None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
