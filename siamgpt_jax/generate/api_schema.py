@@ -92,6 +92,9 @@ class _Common(BaseModel):
         if self.logit_bias:
             raise RequestError("logit_bias is not supported by this server", param="logit_bias")
 
+    def requested_max_tokens(self) -> int | None:
+        return self.max_tokens
+
     def _sampling(self, max_tokens: int | None, logprobs: bool, seed: int) -> SamplingParams:
         stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         kw = {} if max_tokens is None else {"max_new_tokens": max_tokens}  # else SamplingParams' default
@@ -112,6 +115,9 @@ class ChatCompletionRequest(_Common):
     tools: list[Any] | None = None
     response_format: dict[str, Any] | None = None
 
+    def requested_max_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
     def to_requests(self) -> list[GenerationRequest]:
         """n GenerationRequests (seeds seed..seed+n-1), or RequestError."""
         self._refuse_unsupported()
@@ -123,7 +129,7 @@ class ChatCompletionRequest(_Common):
             raise RequestError("top_logprobs > 0 is not supported (only the chosen tokens' logprobs)",
                                param="top_logprobs")
         messages = tuple({"role": m.role, "content": m.text()} for m in self.messages)
-        max_tokens = self.max_completion_tokens or self.max_tokens
+        max_tokens = self.requested_max_tokens()
         thinking = self.chat_template_kwargs.enable_thinking
         return [GenerationRequest(messages=messages, enable_thinking=thinking,
                                   sampling=self._sampling(max_tokens, self.logprobs, seed))

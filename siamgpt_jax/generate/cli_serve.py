@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most sequences generated together in one batch (default 16)")
     parser.add_argument("--batch-window-ms", type=float, default=10.0,
                         help="how long an idle worker waits for more requests to join the first one (default 10)")
+    local = parser.add_argument_group("local model (not for a URL)")
+    local.add_argument("--max-len", type=int, default=None,
+                       help="KV-cache positions per sequence, prompt + new tokens (default: the model's "
+                            "max_position_embeddings); longer requests get a 400")
+    local.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
+    local.add_argument("--tokenizer", default=None,
+                       help="tokenizer folder (default: the model's own, else Qwen3's built offline)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -43,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("siamgpt-jax serve: --max-batch must be >= 1")
     if args.batch_window_ms < 0:
         raise SystemExit("siamgpt-jax serve: --batch-window-ms must be >= 0")
-    backend = open_backend(args.model)
+    if is_url(args.model):
+        backend = open_backend(args.model, concurrency=args.max_batch)
+    else:
+        backend = open_backend(args.model, max_batch=args.max_batch, max_len=args.max_len, dtype=args.dtype,
+                               tokenizer=args.tokenizer)
     if is_url(args.model):
         backend.check()  # fail now, not on the first request, if the upstream endpoint is down
     name = args.served_model_name or (backend.model_name if is_url(args.model) else served_name(args.model))

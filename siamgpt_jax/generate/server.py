@@ -15,6 +15,7 @@ is generated as a whole, each choice's text comes in one chunk when its batch is
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -63,10 +64,11 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
     """The app; its batching worker starts with the server and stops (closing the backend) with it."""
     model_name = model_name or backend.model_name
     created = int(time.time())
-    # Optional backend hook (JaxBackend has it): render a request's prompt, raising ValueError for one
-    # it would refuse (unrenderable chat, a prompt too long for its cache), so that request gets a
-    # 400 before it joins a batch.
-    check_request: Callable[[GenerationRequest], object] | None = getattr(backend, "prompt_ids", None)
+    # Optional backend hooks (JaxBackend has them): render a request's prompt, raising ValueError for
+    # one it would refuse (unrenderable chat, a prompt too long for its cache), so that request gets
+    # a 400 before it joins a batch; and the cache length, which bounds an unset max_tokens.
+    prompt_ids: Callable[[GenerationRequest], list[int]] | None = getattr(backend, "prompt_ids", None)
+    max_len: int | None = getattr(backend, "max_len", None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -133,12 +135,8 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
         if len(requests) > max_batch:
             raise RequestError(f"this request asks for {len(requests)} sequences (prompts x n); the server's "
                                f"max batch is {max_batch}", param="n")
-        if check_request is not None:
-            for r in requests[::body.n]:  # n copies differ only in their seed
-                try:
-                    check_request(r)
-                except ValueError as e:
-                    raise RequestError(str(e), param="messages" if r.messages is not None else "prompt") from None
+        if prompt_ids is not None:
+            requests = _fit_to_cache(requests, body, prompt_ids, max_len)
         try:
             gens = await request.app.state.batcher.submit(requests)
         except BatchFailed as e:
@@ -162,6 +160,29 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
         return await complete(request, body, body.to_requests, completion_response)
 
     return app
+
+
+def _fit_to_cache(requests: list[GenerationRequest], body, prompt_ids, max_len: int | None) -> list[GenerationRequest]:
+    """Check each prompt with the backend (RequestError if it refuses one). Without max_tokens, a
+    request may use what the cache leaves after its prompt, up to SamplingParams' default, as
+    OpenAI's API fills the context when max_tokens is unset."""
+    param = "messages" if requests[0].messages is not None else "prompt"
+    out = []
+    for first in range(0, len(requests), body.n):  # n copies differ only in their seed
+        group = requests[first:first + body.n]
+        r = group[0]
+        try:
+            if body.requested_max_tokens() is not None or max_len is None:
+                prompt_ids(r)
+            else:
+                ids = prompt_ids(dataclasses.replace(r, sampling=dataclasses.replace(r.sampling, max_new_tokens=1)))
+                room = min(r.sampling.max_new_tokens, max_len - len(ids))
+                group = [dataclasses.replace(g, sampling=dataclasses.replace(g.sampling, max_new_tokens=room))
+                         for g in group]
+        except ValueError as e:
+            raise RequestError(str(e), param=param) from None
+        out += group
+    return out
 
 
 def serve(backend: Backend, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **app_kw) -> None:
