@@ -19,7 +19,7 @@ KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 NAME = "tiny-qwen3"
 MAX_LEN = 96
-MAX_BATCH = 8
+MAX_BATCH = 4
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def server(model_dir):
     """(base URL, port); no --host, so the default bind is what runs."""
     port = free_port()
     args = ["--model", str(model_dir), "--api-key", KEY, "--max-len", str(MAX_LEN), "--max-batch", str(MAX_BATCH),
-            "--batch-window-ms", "300", "--log-level", "warning"]
+            "--batch-window-ms", "200", "--log-level", "warning"]
     with serve_subprocess(args, port) as (_, url):
         yield url, port
 
