@@ -202,3 +202,17 @@ def test_unset_max_tokens_uses_what_the_cache_leaves(server):
     assert r.status_code == 200, r.text
     usage = r.json()["usage"]
     assert 0 < usage["completion_tokens"] <= MAX_LEN - usage["prompt_tokens"]
+
+
+def test_serve_fronts_another_endpoint_given_its_url(server):
+    """`serve --model URL`: batches and forwards to the upstream (its key from OPENAI_API_KEY)."""
+    port = free_port()
+    with serve_subprocess(["--model", f"{server[0]}/v1", "--log-level", "warning"], port,
+                          env={"OPENAI_API_KEY": KEY}) as (_, url):
+        models = httpx.get(f"{url}/v1/models").json()  # no key of its own
+        assert [m["id"] for m in models["data"]] == [NAME]
+        body = {"prompt": "Once upon a time", "max_tokens": 6, "temperature": 0}
+        via_proxy = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
+        direct = httpx.post(f"{server[0]}/v1/completions", json=body, headers=AUTH, timeout=120).json()
+        assert via_proxy["choices"][0]["text"] == direct["choices"][0]["text"]
+        assert via_proxy["usage"] == direct["usage"]
