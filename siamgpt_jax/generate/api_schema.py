@@ -67,7 +67,7 @@ class _Common(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)  # OpenAI's default
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=-1)  # vLLM's extra; -1 and 0 both mean off
+    top_k: int = Field(0, ge=-1, lt=2**31)  # vLLM's extra; -1 and 0 both mean off
     seed: int | None = Field(None, ge=0, lt=2**63)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1)

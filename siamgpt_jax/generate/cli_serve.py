@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from siamgpt_jax.errors import UserError
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from siamgpt_jax.generate.open_backend import is_url, open_backend
     from siamgpt_jax.generate.server import serve
 
+    # uvicorn configures only its own loggers; this shows the batcher's one line per batch
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.max_batch < 1:
         raise UserError(f"--max-batch must be >= 1, got {args.max_batch}")
     if args.batch_window_ms < 0:
