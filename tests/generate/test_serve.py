@@ -155,11 +155,13 @@ MALFORMED = [
     ("chat", {}, "messages: Field required"),
     ("chat", {"messages": "hi"}, "messages: Input should be a valid list"),
     ("chat", {"messages": []}, "messages: List should have at least 1 item"),
-    ("chat", {"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+    ("chat", {"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role: Input should be 'system', 'user' or"),
     ("chat", {"messages": [{"role": "user"}]}, "messages.0.content: Field required"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens: Input should be greater"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}, "max_tokens"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "temperature": -1}, "temperature"),
+    ("chat", {"messages": [{"role": "user", "content": "hi"}], "temperature": True}, "temperature: Input should be a valid number"),
+    ("chat", {"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, "stream: Input should be a valid boolean"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "top_p": 0}, "top_p"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "stop": [""]}, "stop strings must not be empty"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "n": MAX_BATCH + 1}, "max batch"),
@@ -188,6 +190,7 @@ def test_malformed_request_gets_a_4xx_in_openai_shape(server, route, body, messa
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert message in err["message"] and err["type"] == "invalid_request_error"
+    assert set(err) == {"message", "type", "param", "code"}
 
 
 def test_unknown_model_and_route_are_404_and_the_server_is_still_up(server):
