@@ -8,7 +8,7 @@ import safetensors.numpy as stn
 
 from siamgpt_jax.convert import CheckpointError, UnsupportedCheckpointError, load_hf, save_hf
 from siamgpt_jax.convert import hf_export
-from siamgpt_jax.convert.tiny_hf import TINY, make_hf_model, save_hf_model
+from siamgpt_jax.testing import TINY_HF as TINY, make_hf_model, save_hf_model
 from siamgpt_jax.model import UnsupportedConfigError
 
 Q0 = "model.layers.0.self_attn.q_proj.weight"

@@ -28,7 +28,7 @@ def byte_tokenizer() -> Tokenizer:
 
 def tiny_hf_folder(path: Path, seed: int = 0, **overrides) -> Path:
     """A tiny random HF Qwen3 (vocab TINY_VOCAB) saved with the byte tokenizer."""
-    from siamgpt_jax.convert.tiny_hf import make_hf_model, save_hf_model
+    from siamgpt_jax.testing import make_hf_model, save_hf_model
 
     overrides.setdefault("vocab_size", TINY_VOCAB)
     model = make_hf_model(seed=seed, **overrides)

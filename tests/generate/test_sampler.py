@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from siamgpt_jax.convert import load_hf
-from siamgpt_jax.convert.tiny_hf import TINY, make_hf_model, save_hf_model
+from siamgpt_jax.testing import TINY_HF as TINY, make_hf_model, save_hf_model
 from siamgpt_jax.generate.backend import SamplingParams
 from siamgpt_jax.generate.sampler import Sampler, bucket, model_params
 from siamgpt_jax.model.kv_cache import empty_cache

@@ -37,7 +37,7 @@ class HubHome:
 
 
 def _tiny_qwen3_files(tmp: Path, seed: int) -> dict[str, bytes]:
-    from siamgpt_jax.convert.tiny_hf import make_hf_model
+    from siamgpt_jax.testing import make_hf_model
     from siamgpt_jax.loader.tokenizer import load_tokenizer
 
     model = make_hf_model(seed=seed, vocab_size=151936, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
