@@ -169,6 +169,12 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
             f"train.global_batch={cfg.train.global_batch} is not divisible by the {jax.process_count()} processes"
         )
     check_batch_divides_mesh(cfg.train.global_batch, cfg.train.micro_batches, mesh, rules)
+    if is_chief:  # epochs per source before the first step: exact token counts (cached by verify)
+        from siamgpt_jax.loader.epochs import format_plan, plan_for_config
+
+        plans = plan_for_config(cfg.data, tokenizer, steps=cfg.train.steps, global_batch=cfg.train.global_batch,
+                                progress=progress)
+        print(format_plan(plans, steps=cfg.train.steps, global_batch=cfg.train.global_batch, seq_len=cfg.data.seq_len), flush=True)
     in_sharding = batch_sharding(mesh, rules)
 
     # Each process loads only the row blocks on its devices; block b is always loader shard b, so

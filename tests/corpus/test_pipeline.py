@@ -108,14 +108,14 @@ def test_an_interrupted_rerun_leaves_no_report(tmp_path, monkeypatch):
     src.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
     run_verification([src], tmp_path / "out", workers=1, progress=False)
     assert (tmp_path / "out/report.json").is_file()
-    real = pipeline._write_atomic
+    real = pipeline._write_temp
 
     def dies_on_rejected(path, lines):
         if path.name == "rejected.jsonl":
             raise KeyboardInterrupt
-        real(path, lines)
+        return real(path, lines)
 
-    monkeypatch.setattr(pipeline, "_write_atomic", dies_on_rejected)
+    monkeypatch.setattr(pipeline, "_write_temp", dies_on_rejected)
     with pytest.raises(KeyboardInterrupt):
         run_verification([src], tmp_path / "out", workers=1, progress=False)
     assert not (tmp_path / "out/report.json").exists()  # the folder does not look complete
