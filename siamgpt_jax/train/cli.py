@@ -48,7 +48,7 @@ def print_plan(cfg, *, progress: bool = True) -> int:
     try:
         plans = plan_for_config(cfg.data, load_tokenizer(cfg.data.tokenizer), steps=cfg.train.steps,
                                 global_batch=cfg.train.global_batch, progress=progress)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError) as e:  # a missing source, a bad record, a source with no records
         print(f"siamgpt-jax train: error: {e}", file=sys.stderr)
         return 2
     print(format_plan(plans, steps=cfg.train.steps, global_batch=cfg.train.global_batch, seq_len=cfg.data.seq_len))

@@ -134,7 +134,7 @@ def test_length_caps_and_prompt_response_form():
 def test_cli_exit_codes(tmp_path):
     bad = tmp_path / "b.jsonl"
     bad.write_text("not json\n")
-    env_cmd = [sys.executable, "-m", "siamgpt_jax.cli", "verify", str(bad), "--out", str(tmp_path / "o"), "--no-progress"]
+    env_cmd = [sys.executable, "-m", "siamgpt_jax.cli", "verify", str(bad), "--out", str(tmp_path / "o"), "--no-progress", "--no-tokens"]
     ok = subprocess.run(env_cmd, capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0 and "verified 0/1" in ok.stdout
     fail = subprocess.run(env_cmd + ["--fail-on-invalid"], capture_output=True, text=True, cwd=ROOT)
