@@ -10,6 +10,8 @@ counted) or Parquet row, each with its source location for error messages:
     line (Windows editors write one at the start of the file) is dropped.
   * Parquet (`.parquet`, read with pyarrow in row batches): `raw` is the row as one JSON object
     (null columns left out), so both forms go through the same record parser.
+  * A JSON array of records (a `.json` file starting with `[`, as many ShareGPT dumps are): each
+    element is a row, numbered from 0.
 A folder is read as its shards in sorted path order, recursively, skipping hidden entries (`.git`,
 `.cache`); a folder with no shard, a file of another format, or a Parquet file whose columns hold
 no conversation is a `UserError` before any work starts.
@@ -55,19 +57,21 @@ class InputLine:
 
 
 def shard_format(path: Path) -> str:
-    """'jsonl', 'jsonl.gz' or 'parquet' from the name, else from the first bytes; UserError otherwise."""
+    """'jsonl', 'jsonl.gz', 'json-array' or 'parquet' from the name and the first bytes; UserError otherwise."""
     name = path.name.lower()
     if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
     if name.endswith(tuple(s + ".gz" for s in JSONL_SUFFIXES)):
         return "jsonl.gz"
-    if name.endswith(JSONL_SUFFIXES):
-        return "jsonl"
     with open(path, "rb") as f:
         head = f.read(4096)
+    first = head.removeprefix(_BOM).lstrip()
+    if first.startswith(b"[") and not name.endswith((".jsonl", ".ndjson")):  # .json, or a name without a suffix
+        return "json-array"
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
     if head.startswith(_PARQUET_MAGIC):
         return "parquet"
-    first = head.removeprefix(_BOM).lstrip()
     if first.startswith(b"{") or (not first and path.stat().st_size == len(head)):
         return "jsonl"  # JSON objects, one a line, under another name (or an empty file)
     raise UserError(f"{path}: unknown corpus format (expected JSONL or Parquet: {', '.join(SHARD_SUFFIXES)})")
@@ -103,6 +107,9 @@ def read_shard(path: Path) -> Iterator[InputLine]:
     if fmt == "parquet":
         yield from _parquet_rows(path)
         return
+    if fmt == "json-array":
+        yield from _json_array_rows(path)
+        return
     opener = gzip.open if fmt == "jsonl.gz" else open
     name = str(path)
     with opener(path, "rb") as f:
@@ -129,6 +136,18 @@ def _parquet_rows(path: Path) -> Iterator[InputLine]:
         for obj in batch.to_pylist():
             yield InputLine(name, row, row_json(obj).encode("utf-8"), is_row=True)
             row += 1
+
+
+def _json_array_rows(path: Path) -> Iterator[InputLine]:
+    try:
+        data = json.loads(path.read_bytes().removeprefix(_BOM))
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{path}: starts like a JSON array but is not valid JSON ({e})") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
+    name = str(path)
+    for row, obj in enumerate(data):
+        yield InputLine(name, row, json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"), is_row=True)
 
 
 def row_json(obj: dict) -> str:

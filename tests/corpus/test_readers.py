@@ -134,3 +134,20 @@ def test_read_corpus_yields_locations_and_blank_lines(tmp_path):
     items = list(read_corpus(src))
     assert [(i.number, i.raw, i.where) for i in items] == [
         (1, b'{"a": 1}', f"{src}:1"), (2, None, f"{src}:2"), (3, b'{"b": 2}', f"{src}:3")]
+
+
+def test_a_json_array_file_is_read_as_rows(tmp_path):
+    """ShareGPT dumps are often one JSON array (ShareGPT_V3_*.json), pretty-printed."""
+    rows = [sharegpt_form(*c) for c in CHATS] + [{"conversations": [{"from": "human", "value": "only a question"}]}]
+    src = tmp_path / "sharegpt.json"
+    src.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    report = run_verification([src], tmp_path / "out", workers=1, progress=False)
+    assert report.lines == 4 and report.verified == 3 and report.invalid == 1
+    got = [json.loads(l) for l in (tmp_path / "out/verified.jsonl").read_text().splitlines()]
+    assert [g["messages"] for g in got] == expected_messages()
+    (rej,) = [json.loads(l) for l in (tmp_path / "out/rejected.jsonl").read_text().splitlines()]
+    assert rej["row"] == 3 and rej["source"] == f"{src}[3]"
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"messages": []},')
+    with pytest.raises(UserError, match="bad.json: starts like a JSON array but is not valid JSON"):
+        run_verification([bad], tmp_path / "out2", workers=1, progress=False)
