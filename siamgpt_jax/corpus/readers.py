@@ -3,6 +3,9 @@
     for item in read_corpus("data/SystemChat-2.0"):      # a file or a folder of shards
         item.file, item.line_or_row, item.raw               # raw is None for a blank line
 
+    for where, rec in read_records("data/x.parquet"):    # parsed: a Record, or the RecordError why not
+        ...
+
 One entry point, `read_corpus(path)`, yields every input line (blank ones too, so they can be
 counted) or Parquet row, each with its source location for error messages:
   * JSONL (`.jsonl`, `.ndjson`, `.json` holding one object per line, and their `.gz` forms):
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from siamgpt_jax.corpus.records import Limits, Record, RecordError, parse_line
 from siamgpt_jax.errors import UserError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -100,6 +104,18 @@ def read_corpus(path: str | os.PathLike) -> Iterator[InputLine]:
     """Every line (blank lines as raw=None) or row of the corpus at `path`: a file or a folder of shards."""
     for file in corpus_files(path):
         yield from read_shard(file)
+
+
+def read_records(path: str | os.PathLike, limits: Limits = Limits()) -> Iterator[tuple[str, Record | RecordError]]:
+    """(location, parsed record or the RecordError saying why it is not one) for every non-blank
+    line or row of the corpus at `path`; the location is "file:line" or "file[row]"."""
+    for item in read_corpus(path):
+        if item.raw is None:
+            continue
+        try:
+            yield item.where, parse_line(item.raw, limits)
+        except RecordError as e:
+            yield item.where, e
 
 
 def read_shard(path: Path) -> Iterator[InputLine]:

@@ -151,3 +151,16 @@ def test_a_json_array_file_is_read_as_rows(tmp_path):
     bad.write_text('[{"messages": []},')
     with pytest.raises(UserError, match="bad.json: starts like a JSON array but is not valid JSON"):
         run_verification([bad], tmp_path / "out2", workers=1, progress=False)
+
+
+def test_read_records_gives_parsed_records_or_reasons(tmp_path):
+    from siamgpt_jax.corpus.readers import read_records
+    from siamgpt_jax.corpus.records import Record, RecordError
+
+    folder = tmp_path / "shards"
+    write_parquet(folder / "a.parquet", [sharegpt_form(*CHATS[0])])
+    (folder / "b.jsonl").write_text("\n" + json.dumps(openai_form(*CHATS[1])) + "\nnot json\n")
+    got = list(read_records(folder))
+    assert [w for w, _ in got] == [f"{folder / 'a.parquet'}[0]", f"{folder / 'b.jsonl'}:2", f"{folder / 'b.jsonl'}:3"]
+    assert isinstance(got[0][1], Record) and got[0][1].messages == expected_messages()[0]
+    assert isinstance(got[2][1], RecordError) and got[2][1].check == "invalid_json"
