@@ -111,11 +111,12 @@ def count_records(
 
         bar = tqdm(total=total, unit="rec", desc=desc, file=sys.stderr, dynamic_ncols=True)
     batch: list[tuple[str, dict]] = []
+    memo: dict[str, int] = {}  # repeated system prompts and user turns are encoded once
 
     def flush():
         totals, trained = encode_chat_lengths(
             tokenizer, [r["messages"] for _, r in batch], train_on=train_on, empty_think=empty_think,
-            where=[k for k, _ in batch])
+            where=[k for k, _ in batch], memo=memo)
         for (key, rec), t, m in zip(batch, totals, trained):
             s = rec.get("stream")
             if isinstance(s, str) and s not in index:

@@ -36,6 +36,18 @@ def test_lengths_equal_encode_chat(tok, corpus, train_on, empty_think):
         assert (t, m) == (len(ids), sum(mask))
 
 
+def test_repeated_pieces_and_the_memo_give_the_same_counts(tok, corpus):
+    recs = read_records(corpus)
+    convs = [r["messages"] for r in recs] * 2  # every system prompt and user turn repeats
+    memo = {}
+    first = encode_chat_lengths(tok, convs[:50], memo=memo)
+    second = encode_chat_lengths(tok, convs[50:], memo=memo)
+    assert memo and all(p.startswith(("system\n", "user\n")) for p in memo)
+    want = [(len(ids), sum(mask)) for ids, mask in (encode_chat(tok, c) for c in convs)]
+    assert list(zip(first[0] + second[0], first[1] + second[1])) == want
+    assert tok.encode_batch(["สวัสดีครับ", "hello world", ""]) == [tok.encode("สวัสดีครับ"), tok.encode("hello world"), []]
+
+
 def test_exact_counts_on_a_small_fixture(tok):
     """Hand-checkable: Qwen3 ChatML pieces of one two-turn conversation."""
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
