@@ -12,7 +12,8 @@ Runs, each in a fresh process with imports, pythainlp and the CRF model loaded b
                                                 report.json on the fields both versions write)
   3. all cores, this checkout                  (scaling ratio over 1)
   4. all cores, this checkout, with the token stage (Qwen3 token counts of the verified records,
-     as `siamgpt-jax verify` runs by default): its own seconds and tokens/s
+     as `siamgpt-jax verify` runs by default): the stage is the difference to run 3, in wall seconds
+     and in this process's CPU seconds (the stage runs in the parent, on every core)
 then, in this process: where the time goes per check, and crf_sentences vs pythainlp's crfcut on
 the corpus's Thai lines (the hottest function, old vs new on the same inputs).
 
@@ -98,7 +99,7 @@ t0, c0 = time.perf_counter(), time.process_time()
 report = pipeline.run_verification([Path(sys.argv[2])], Path(sys.argv[3]), workers=int(sys.argv[4]), progress=False, **kw)
 tok = getattr(report, "tokens", None) or {}
 print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "total": report.total,
-                  "token_seconds": tok.get("seconds"), "tokens": tok.get("all", {}).get("tokens")}))
+                  "tokens": tok.get("all", {}).get("tokens")}))
 """
 
 
@@ -204,7 +205,7 @@ def main() -> int:
                 old_runs.append(timed(old_tree, corpus, tmp / "old", 1))
         if old_tree is not None:
             same = same_outputs(tmp / "old", tmp / "new")
-        t_all, _ = timed(ROOT, corpus, tmp / "all", args.workers)
+        t_all, c_all = timed(ROOT, corpus, tmp / "all", args.workers)
         with_tokens = timed(ROOT, corpus, tmp / "tok", args.workers, tokens=True)
         spent, t_checks = per_check(corpus, min(args.pairs, 2000))
         t_crf_ref, t_crf_new, n_lines = crf_ratio(corpus)
@@ -218,9 +219,10 @@ def main() -> int:
         print(f"1 worker, {args.baseline:<14}: {t_old:7.2f} s wall {n / t_old:8.0f} pairs/s/core | {c_old:6.2f} s CPU {n / c_old:8.0f} pairs/CPU-s")
         print(f"speed-up over {args.baseline}: x{t_old / t_new:.2f} wall, x{c_old / c_new:.2f} CPU; outputs identical: {same}")
     print(f"{args.workers} workers             : {t_all:7.2f} s  {n / t_all:8.0f} pairs/s       (scaling x{t_new / t_all:.2f} over 1 worker)")
-    ts, nt = with_tokens["token_seconds"], with_tokens["tokens"]
+    nt, ts, tc = with_tokens["tokens"], with_tokens["seconds"] - t_all, with_tokens["cpu_seconds"] - c_all
     print(f"{args.workers} workers + token stage: {with_tokens['seconds']:7.2f} s  {n / with_tokens['seconds']:8.0f} pairs/s       "
-          f"(token stage {ts:.2f} s: {nt:,} Qwen3 tokens of the verified records, {nt / ts:,.0f} tokens/s)")
+          f"(token stage ~{ts:.2f} s wall, ~{tc:.2f} CPU-s: {nt:,} Qwen3 tokens of the verified records, "
+          f"{nt / max(tc, 1e-9):,.0f} tokens/CPU-s, {n / max(tc, 1e-9):,.0f} pairs/CPU-s)")
     print(f"crfcut vs crf_sentences on {n_lines} Thai lines: {1e3 * t_crf_ref / n_lines:.2f} vs {1e3 * t_crf_new / n_lines:.3f} ms/line (x{t_crf_ref / t_crf_new:.1f}), identical output")
     print(f"where the time goes (in-process, first {min(n, 2000)} pairs, {t_checks:.2f} s):")
     for name, sec in sorted(spent.items(), key=lambda kv: -kv[1])[:12]:

@@ -417,18 +417,15 @@ def run_verification(
 
 
 def _token_stage(verified_lines: list[str], tokenizer, cfg, progress: bool):
-    """Token counts of the verified records (as the loader will render them) and their summary."""
-    import time
-
+    """Token counts of the verified records (as the loader will render them) and their summary
+    (no timings in it: a rerun writes the same report)."""
     from siamgpt_jax.loader.token_counts import count_records, summarize_streams
 
-    t0 = time.perf_counter()
     recs = ((r["id"], r) for r in map(json.loads, verified_lines))
     counts = count_records(recs, tokenizer, train_on=cfg.train_on, empty_think=cfg.empty_think,
                            total=len(verified_lines), progress=progress)
     summary = {"seq_len": cfg.seq_len, "train_on": cfg.train_on, "empty_think": cfg.empty_think,
-               "per_stream": summarize_streams(counts, cfg.seq_len), "all": counts.summary(cfg.seq_len),
-               "seconds": round(time.perf_counter() - t0, 3)}
+               "per_stream": summarize_streams(counts, cfg.seq_len), "all": counts.summary(cfg.seq_len)}
     return counts, summary
 
 

@@ -179,3 +179,15 @@ def test_train_plan_prints_epochs_without_training(tmp_path, tok, corpus):
     assert res.stdout.strip() == format_plan(plans, steps=50, global_batch=8, seq_len=512)
     assert [round(p.share, 2) for p in plans] == [0.75, 0.25] and all(p.epochs > 0 for p in plans)
     assert not (tmp_path / "run").exists()  # nothing trained, no run folder
+
+
+def test_a_rerun_with_tokens_writes_the_same_report(tmp_path, tok):
+    from siamgpt_jax.corpus.pipeline import run_verification
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a " * i}]}) + "\n"
+                           for i in range(1, 30)))
+    for out in ("a", "b"):
+        run_verification([src], tmp_path / out, workers=1, progress=False, tokens=LoaderConfig(seq_len=16), tokenizer=tok)
+    assert (tmp_path / "a/report.json").read_bytes() == (tmp_path / "b/report.json").read_bytes()
+    assert json.loads((tmp_path / "a/report.json").read_text())["tokens"]["per_stream"]["systemchat"]["over_seq_len"] > 0
