@@ -164,3 +164,14 @@ def test_read_records_gives_parsed_records_or_reasons(tmp_path):
     assert [w for w, _ in got] == [f"{folder / 'a.parquet'}[0]", f"{folder / 'b.jsonl'}:2", f"{folder / 'b.jsonl'}:3"]
     assert isinstance(got[0][1], Record) and got[0][1].messages == expected_messages()[0]
     assert isinstance(got[2][1], RecordError) and got[2][1].check == "invalid_json"
+
+
+def test_the_same_conversations_in_both_forms_are_duplicates(tmp_path):
+    """SystemChat-2.0's repository holds SystemChat_filtered.jsonl and SystemChat_filtered_sharegpt.jsonl:
+    the same conversations in two forms. Read as one folder, the second copy is counted as duplicates."""
+    folder = tmp_path / "SystemChat-2.0"
+    write_jsonl(folder / "SystemChat_filtered.jsonl", [openai_form(*c) for c in CHATS])
+    write_jsonl(folder / "SystemChat_filtered_sharegpt.jsonl", [sharegpt_form(*c) for c in CHATS])
+    report = run_verification([folder], tmp_path / "out", workers=1, progress=False)
+    assert report.verified == 3 and report.duplicates == 3
+    assert report.per_file[str(folder / "SystemChat_filtered_sharegpt.jsonl")]["duplicates"] == 3
