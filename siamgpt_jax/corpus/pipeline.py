@@ -26,7 +26,7 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from siamgpt_jax.corpus import verify
 from siamgpt_jax.corpus.readers import InputLine, read_shard, unique_files

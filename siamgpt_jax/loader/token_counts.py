@@ -149,7 +149,10 @@ def _file_records(path: Path) -> Iterable[tuple[str, dict]]:
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             if line.strip():
-                rec = parse_record(line, f"{path}:{lineno}")
+                where = f"{path}:{lineno}"
+                rec = parse_record(line, where)
+                if "messages" not in rec:  # as the loader says it (pipeline.RenderRecord)
+                    raise ValueError(f"{where}: record has no 'messages'")
                 yield split_key(rec, path, lineno), rec
 
 

@@ -111,6 +111,16 @@ def test_count_file_matches_the_loader_split(tok, corpus):
             assert counts.total[keep].sum() == sum(len(encode_chat(tok, r["messages"])[0]) for r in recs)
 
 
+def test_bad_records_name_their_line(tmp_path, tok):
+    path = tmp_path / "v.jsonl"
+    path.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n\n{"prompt": "x"}\n')
+    with pytest.raises(ValueError, match=r"v.jsonl:3: record has no 'messages'"):
+        count_file(path, tok, LoaderConfig(), progress=False)
+    path.write_text("not json\n")
+    with pytest.raises(ValueError, match=r"v.jsonl:1: invalid JSON"):
+        count_file(path, tok, LoaderConfig(), progress=False)
+
+
 def test_a_changed_file_is_counted_again(tmp_path, tok, corpus):
     path = tmp_path / "v.jsonl"
     lines = Path(corpus).read_text().splitlines(keepends=True)
