@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "import-hf": ("siamgpt_jax.convert.cli_import", "HF safetensors folder -> orbax checkpoint of params"),
     "export-hf": ("siamgpt_jax.convert.cli_export", "orbax checkpoint of params -> HF safetensors folder"),
     "mesh": ("siamgpt_jax.parallel.cli", "mesh-layout experiments: plan, compile, bench"),
+    "generate": ("siamgpt_jax.generate.cli", "JSONL of prompts -> JSONL of responses with the in-process KV-cache sampler"),
+    "autoif": ("siamgpt_jax.autoif.cli", "synthesise Stream B (Thai AutoIF) from the seeds with a teacher model"),
 }
 
 

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("hf_dir", help="output HF folder (written to a temp folder, renamed at the end)")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
     parser.add_argument("--max-shard-size", default="5GB", help="e.g. 5GB, 500MB, 2GiB")
-    parser.add_argument("--tokenizer-dir", default=None, help="copy tokenizer files from this folder")
+    parser.add_argument("--tokenizer-dir", default=None, help="copy tokenizer files from this folder or hub model id")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty HF_DIR")
 
 
@@ -28,9 +28,11 @@ def read_model(ckpt_dir: str):
 
 def run(args: argparse.Namespace) -> int:
     from siamgpt_jax.convert.hf_export import save_hf
+    from siamgpt_jax.hub import resolve_tokenizer
 
+    tokenizer_dir = resolve_tokenizer(args.tokenizer_dir).path if args.tokenizer_dir else None  # folder or hub id
     model = read_model(args.ckpt_dir)
     out = save_hf(model, args.hf_dir, dtype=args.dtype, max_shard_size=args.max_shard_size,
-                  tokenizer_dir=args.tokenizer_dir, overwrite=args.overwrite)
+                  tokenizer_dir=tokenizer_dir, overwrite=args.overwrite)
     print(f"wrote HF folder {out}")
     return 0

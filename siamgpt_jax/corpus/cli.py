@@ -1,4 +1,7 @@
-"""`siamgpt-jax verify INPUT... --out DIR`: the corpus verification pass, then the token stage."""
+"""`siamgpt-jax verify INPUT... --out DIR`: the corpus verification pass, then the token stage.
+
+INPUTs are local files or folders (read by readers.py) or hub dataset ids (resolved to local
+files by siamgpt_jax.hub first)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ from siamgpt_jax.corpus.selection import DEDUP_MODES, SelectionConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                        help="corpora: JSONL or Parquet files, or folders of shards (stream A SystemChat, stream B AutoIF)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="corpora (stream A SystemChat, stream B AutoIF): JSONL or Parquet files, folders of shards, "
+                             "or hub dataset ids ORG/NAME[@REVISION][/GLOB][:SPLIT]")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="writes verified.jsonl, rejected.jsonl, report.json here")
     parser.add_argument("--config", type=Path, default=None, metavar="YAML",
                         help="a job config: its selection: section sets the filters, its data: section the token stage "
@@ -71,8 +75,19 @@ def run(args: argparse.Namespace) -> int:
     from siamgpt_jax.corpus.pipeline import InvalidInputError, run_verification
     from siamgpt_jax.corpus.registry import VerifierError
     from siamgpt_jax.errors import UserError
+    from siamgpt_jax.hub import resolve_dataset
 
     stability = None if args.stability_checks is None else tuple(s for s in args.stability_checks.split(",") if s)
+    inputs: list[Path] = []
+    for spec in args.inputs:
+        try:
+            source = resolve_dataset(spec)
+        except UserError as e:
+            print(f"siamgpt-jax verify: error: {e}", file=sys.stderr)
+            return 2
+        if source.is_hub:
+            print(f"{spec}: {len(source.files)} file(s) of {source.pinned}", file=sys.stderr)
+        inputs.extend(source.files)
     try:
         selection, data = _read_config(args.config)
         selection = selection_from_args(args, selection)
@@ -80,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_tokens:
             tokens = dataclasses.replace(data, seq_len=args.seq_len or data.seq_len, tokenizer=args.tokenizer or data.tokenizer)
         report = run_verification(
-            args.inputs, args.out, workers=args.workers, fail_on_invalid=args.fail_on_invalid,
+            inputs, args.out, workers=args.workers, fail_on_invalid=args.fail_on_invalid,
             progress=not args.no_progress, stability_checks=stability, selection=selection, tokens=tokens,
         )
     except InvalidInputError as e:

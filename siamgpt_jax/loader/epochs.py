@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from siamgpt_jax.loader.token_counts import TokenCounts, count_file
+from siamgpt_jax.loader.token_counts import TokenCounts, count_source
 
 if TYPE_CHECKING:
     from siamgpt_jax.loader.pipeline import LoaderConfig
@@ -86,7 +86,7 @@ def plan_for_config(cfg: "LoaderConfig", tokenizer, *, steps: int, global_batch:
     sources = []
     for sc in cfg.sources:
         if sc.path not in counted:
-            counted[sc.path] = count_file(sc.path, tokenizer, cfg, progress=progress)
+            counted[sc.path] = count_source(sc.path, tokenizer, cfg, progress=progress)
         sources.append((sc.path, sc.stream, sc.weight, source_stats(counted[sc.path], cfg, sc.stream)))
     return plan_epochs(sources, steps=steps, global_batch=global_batch, seq_len=cfg.seq_len)
 

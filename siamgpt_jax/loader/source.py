@@ -6,6 +6,9 @@ without converting to ArrayRecord: for corpora of this size (tens to hundreds of
 few MB of int64 and building it costs one JSON parse per line. The same pass applies the `stream`
 filter and the hash-based train/eval split, and rejects lines that are not JSON objects, naming
 file:line.
+
+A source path may also be a hub dataset id (siamgpt_jax.hub): `sources_for` resolves it to the
+repo's local files and opens each with the same reader.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from siamgpt_jax.hub import resolve_dataset
 
 
 def parse_record(raw: bytes | str, where: str) -> dict:
@@ -106,3 +111,11 @@ class JsonlSource:
 
     def __repr__(self) -> str:
         return f"JsonlSource({self.path!r}, stream={self.stream!r}, records={len(self)})"
+
+
+def sources_for(spec: str | os.PathLike, *, stream: str | None = None, split: str = "train",
+                eval_fraction: float = 0.0) -> list[JsonlSource]:
+    """One JsonlSource per file `spec` names: a local file, or the files of a hub dataset id."""
+    # no multi-host wait here: training pins (and downloads) its sources before building loaders
+    files = resolve_dataset(spec, coordinate=False).files
+    return [JsonlSource(f, stream=stream, split=split, eval_fraction=eval_fraction) for f in files]

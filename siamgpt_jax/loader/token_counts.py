@@ -51,6 +51,18 @@ class TokenCounts:
     def __len__(self) -> int:
         return len(self.total)
 
+    @classmethod
+    def concatenate(cls, parts: list["TokenCounts"]) -> "TokenCounts":
+        """The counts of files read one after another (as the loader concatenates a hub dataset's files)."""
+        if len(parts) == 1:
+            return parts[0]
+        streams: list[str] = []
+        for p in parts:
+            streams += [s for s in p.streams if s not in streams]
+        remapped = [np.asarray([streams.index(s) for s in p.streams] + [-1], np.int32)[p.stream] for p in parts]
+        return cls(streams, np.concatenate(remapped) if parts else np.zeros(0, np.int32),
+                   *(np.concatenate([getattr(p, f) for p in parts]) for f in ("total", "trainable", "split_hash")))
+
     def select(self, stream: str | None = None, split: str = "all", eval_fraction: float = 0.0) -> np.ndarray:
         """Boolean mask of the records a loader source with this `stream` filter and split reads."""
         keep = np.ones(len(self), bool)
@@ -191,6 +203,15 @@ def _load_cached(target: Path) -> TokenCounts | None:
         return None
 
 
+def count_source(spec: str | os.PathLike, tokenizer, cfg: "LoaderConfig", *, progress: bool = True) -> TokenCounts:
+    """Counts of a data source as the loader reads it: a local JSONL file, or a hub dataset id's
+    files one after another (loader/source.sources_for)."""
+    from siamgpt_jax.hub import resolve_dataset
+
+    files = resolve_dataset(spec, coordinate=False).files  # training has pinned and fetched it already
+    return TokenCounts.concatenate([count_file(f, tokenizer, cfg, progress=progress) for f in files])
+
+
 def count_file(path: str | os.PathLike, tokenizer, cfg: "LoaderConfig", *, progress: bool = True) -> TokenCounts:
     """Counts of every record of a JSONL corpus (cached; see the module docstring)."""
     path = Path(path)
@@ -215,4 +236,4 @@ def summarize_streams(counts: TokenCounts, seq_len: int) -> dict[str, dict]:
     return out
 
 
-__all__ = ["TokenCounts", "count_records", "count_file", "save_cached", "summarize_streams", "length_histogram"]
+__all__ = ["TokenCounts", "count_records", "count_file", "count_source", "save_cached", "summarize_streams", "length_histogram"]

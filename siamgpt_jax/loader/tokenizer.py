@@ -240,10 +240,13 @@ def _builtin_tokenizer_json() -> Path:
 
 
 def load_tokenizer(path: str | os.PathLike | None = None) -> Tokenizer:
-    """Load a HF tokenizer folder (or tokenizer.json file), or build Qwen3's offline if path is None."""
+    """Load a HF tokenizer folder (or tokenizer.json file, or hub model id), or build Qwen3's offline if path is None."""
     if path is None:
         return Tokenizer(tokenizers.Tokenizer.from_file(str(_builtin_tokenizer_json())))
-    path = Path(path)
+    from siamgpt_jax.hub import resolve_tokenizer
+
+    # training pins (and downloads) a hub id before this runs: no multi-host wait here
+    path = resolve_tokenizer(path, coordinate=False).path
     file = path / "tokenizer.json" if path.is_dir() else path
     if not file.exists():
         raise FileNotFoundError(f"no tokenizer.json at {file}")

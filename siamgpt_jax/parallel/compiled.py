@@ -1,7 +1,7 @@
 """AOT-compile a train step for a layout and report what XLA made of it, next to the planner.
 
 The step is the trainer's real SFT step (`siamgpt_jax.train.aot.lower_train_step`, imported lazily),
-or any factory with this contract (`step_factory=`, or `siamgpt_jax.train.step.compile_for_layout`):
+or any factory with this contract (`step_factory=`):
 
     compile_for_layout(model_config, mesh, rules, *, seq_len, global_batch, micro_batches,
                        param_dtype, compute_dtype, remat) -> (step_fn, (state, batch))
@@ -117,17 +117,12 @@ def lower_step(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, *, 
                num_hosts: int | None = None, step_factory: Callable | None = None):
     """(mesh, lowered step, abstract state, abstract batch) for a layout.
 
-    Uses `step_factory` if given, else train.step.compile_for_layout, else the trainer's
-    train.aot.lower_train_step (the real SFT step, lowered from abstract shapes).
+    Uses `step_factory` if given, else the trainer's train.aot.lower_train_step (the real SFT step,
+    lowered from abstract shapes).
     """
     import jax
 
     mesh = make_mesh(mesh_cfg, devices, num_hosts)
-    if step_factory is None:
-        try:
-            from siamgpt_jax.train.step import compile_for_layout as step_factory
-        except ImportError:
-            step_factory = None
     if step_factory is not None:
         fn, (state, batch) = step_factory(model_config, mesh, mesh_cfg.rules, seq_len=w.seq_len,
                                           global_batch=w.global_batch, micro_batches=w.micro_batches,

@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plan:
         return print_plan(cfg, progress=not args.no_progress)
 
+    from siamgpt_jax.errors import UserError
     from siamgpt_jax.parallel.distributed import initialize
     from siamgpt_jax.train.loop import NonFiniteLossError, train
 
@@ -33,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as e:
         print(f"siamgpt-jax train: {e}", file=sys.stderr)
         return 3
+    except UserError as e:  # e.g. a hub id that cannot be resolved
+        print(f"siamgpt-jax train: error: {e}", file=sys.stderr)
+        return 2
     print(
         f"trained steps {result.steps_done}/{cfg.train.steps}: loss {result.first_loss:.4f} -> {result.last_loss:.4f}; "
         f"checkpoint step {result.last_checkpoint} in {cfg.run_dir}"

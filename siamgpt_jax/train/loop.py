@@ -26,7 +26,7 @@ from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.sharding import logical_to_spec
 from siamgpt_jax.train.checkpoint import Checkpointer
-from siamgpt_jax.train.config import JobConfig
+from siamgpt_jax.train.config import JobConfig, pin_hub_revisions
 from siamgpt_jax.train.optimizer import learning_rate_schedule, make_optimizer
 from siamgpt_jax.train.state import ModelDef, abstract_train_state, create_train_state, state_shardings
 from siamgpt_jax.train.step import (
@@ -72,11 +72,21 @@ def build_model(cfg: JobConfig, mesh, rules):
     )
     if cfg.model.hf_path:
         from siamgpt_jax.convert import load_hf
+        from siamgpt_jax.hub import resolve_model
 
-        return load_hf(cfg.model.hf_path, dtype=kwargs.pop("param_dtype"), mesh=mesh, rules=rules, **kwargs)
+        folder = resolve_model(cfg.model.hf_path).path
+        return load_hf(folder, dtype=kwargs.pop("param_dtype"), compute_dtype=kwargs.pop("dtype"), mesh=mesh,
+                       rules=rules, **kwargs)
     from siamgpt_jax.model.qwen3 import init_model
 
     return init_model(cfg.model.architecture(), seed=cfg.seed, mesh=mesh, rules=rules, **kwargs)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def peak_flops_per_device(cfg: JobConfig) -> float | None:
@@ -152,7 +162,13 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     is_chief = jax.process_index() == 0
+    # hub ids -> ORG/NAME@COMMIT (downloaded now, by process 0 first), so that config.json, and a
+    # resumed or repeated run, read the same weights and data
+    recorded = _read_json(run_dir / "config.json") if resume else None
+    cfg, notes = pin_hub_revisions(cfg, recorded)
     if is_chief:
+        for note in notes:
+            print(note, flush=True)
         (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2), encoding="utf-8")
 
     # --- the data plan first: epochs per source, before the model takes minutes to load ---

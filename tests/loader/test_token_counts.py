@@ -121,6 +121,22 @@ def test_bad_records_name_their_line(tmp_path, tok):
         count_file(path, tok, LoaderConfig(), progress=False)
 
 
+def test_files_read_one_after_another(tmp_path, tok, corpus):
+    """A hub dataset's files count as the loader concatenates them; streams are matched by name."""
+    lines = Path(corpus).read_text().splitlines(keepends=True)
+    parts = []
+    for name, chunk in (("a", lines[:1]), ("b", lines[1:25]), ("c", lines[25:])):
+        (tmp_path / f"{name}.jsonl").write_text("".join(chunk))
+        parts.append(count_file(tmp_path / f"{name}.jsonl", tok, LoaderConfig(), progress=False))
+    whole = count_file(corpus, tok, LoaderConfig(), progress=False)
+    joined = TokenCounts.concatenate(parts)
+    assert parts[0].streams != whole.streams or len(parts[0].streams) == 1
+    for stream in whole.streams:
+        assert (joined.total[joined.select(stream)] == whole.total[whole.select(stream)]).all()
+    assert (joined.split_hash == whole.split_hash).all()
+    assert (token_counts.count_source(corpus, tok, LoaderConfig(), progress=False).total == whole.total).all()
+
+
 def test_a_changed_file_is_counted_again(tmp_path, tok, corpus):
     path = tmp_path / "v.jsonl"
     lines = Path(corpus).read_text().splitlines(keepends=True)
