@@ -19,6 +19,7 @@ from typing import Any, Literal, Sequence
 ROLES = ("system", "user", "assistant")
 TRAIN_ON = ("all_assistant", "last_assistant")
 EMPTY_THINK = "<think>\n\n</think>\n\n"
+_MEMO_CAP = 200_000  # pieces remembered by encode_chat_lengths' memo (system prompts and user turns)
 # Control tokens that would break the ChatML structure if they appeared inside a message.
 _FORBIDDEN_IN_CONTENT = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
@@ -137,3 +138,52 @@ def _render(tokenizer, messages, train_on, empty_think) -> tuple[list[int], list
         # content + <|im_end|> are targets; the trailing "\n" after <|im_end|> is not.
         mask += [0] * len(prompt) + [flag] * (len(body) + 1) + [0] * (len(end) - 1)
     return ids, mask
+
+
+def encode_chat_lengths(
+    tokenizer,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    *,
+    train_on: Literal["all_assistant", "last_assistant"] = "all_assistant",
+    empty_think: bool = True,
+    where: Sequence[str] | None = None,
+    memo: dict[str, int] | None = None,
+) -> tuple[list[int], list[int]]:
+    """(len(ids), sum(loss_mask)) of encode_chat for each conversation, from one batch encode.
+
+    The same pieces as encode_chat are encoded (so the counts are exact), but the distinct pieces
+    of all conversations go to the tokenizer in one `encode_batch` call, which runs on every core.
+    `memo` (piece -> length, kept by the caller across calls) spares re-encoding system prompts
+    and user turns that repeat across a corpus; it stops growing at _MEMO_CAP pieces.
+    """
+    if train_on not in TRAIN_ON:
+        raise ValueError(f"train_on must be one of {list(TRAIN_ON)}, got {train_on!r}")
+    memo = {} if memo is None else memo
+    pieces: list[str] = []
+    for n, messages in enumerate(conversations):
+        validate_messages(messages, where[n] if where is not None else f"conversation {n}")
+        for m in messages:
+            pieces.append(m["content"] if m["role"] == "assistant" else f"{m['role']}\n{m['content']}")
+    todo = [p for p in dict.fromkeys(pieces) if p not in memo]
+    lengths = dict(zip(todo, (len(ids) for ids in tokenizer.encode_batch(todo))))
+    if len(memo) < _MEMO_CAP:
+        memo.update((p, k) for p, k in lengths.items() if p.startswith(("system\n", "user\n")))  # replies rarely repeat
+    piece_lengths = iter([memo[p] if p in memo else lengths[p] for p in pieces])
+    header = len(_role_header(tokenizer, "assistant"))
+    cache = tokenizer._chat_headers
+    think, end = len(cache["think"]), len(cache["end"])
+    totals, trained = [], []
+    for messages in conversations:
+        last_assistant = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        total = mask = 0
+        for i, m in enumerate(messages):
+            body = next(piece_lengths)
+            if m["role"] != "assistant":
+                total += 1 + body + end  # <|im_start|> + "role\ncontent" + <|im_end|>\n
+                continue
+            total += header + (think if empty_think and i == len(messages) - 1 else 0) + body + end
+            if train_on == "all_assistant" or i == last_assistant:
+                mask += body + 1  # the content and its <|im_end|>
+        totals.append(total)
+        trained.append(mask)
+    return totals, trained

@@ -34,12 +34,21 @@ def parse_record(raw: bytes | str, where: str) -> dict:
     return rec
 
 
+def split_hash(key: str) -> int:
+    """A record's place in [0, 2**64) for the held-out split (stored by token counts, see below)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def split_key(rec: dict, path: str | os.PathLike, lineno: int) -> str:
+    """What the held-out split hashes: the record's id, else file name and line."""
+    return str(rec.get("id") or f"{Path(path).name}:{lineno}")
+
+
 def in_eval_split(key: str, eval_fraction: float) -> bool:
     """Deterministic held-out split: the same key lands on the same side on every host and run."""
     if eval_fraction <= 0.0:
         return False
-    h = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
-    return h / 2.0**64 < eval_fraction
+    return split_hash(key) / 2.0**64 < eval_fraction
 
 
 class JsonlSource:
@@ -66,7 +75,7 @@ class JsonlSource:
                     rec = parse_record(line, f"{self.path}:{lineno}")
                     if stream is not None and rec.get("stream") != stream:
                         continue
-                    key = str(rec.get("id") or f"{Path(self.path).name}:{lineno}")
+                    key = split_key(rec, self.path, lineno)
                     if in_eval_split(key, eval_fraction) != want_eval:
                         continue
                 elif want_eval:

@@ -3,6 +3,7 @@
     run_dir, seed
     model:      which Qwen3 (preset, HF folder or hub id), dtypes, remat, attention
     data:       the Grain loader (siamgpt_jax.loader.pipeline.LoaderConfig)
+    selection:  what `siamgpt-jax verify --config` keeps of stream A (corpus.selection.SelectionConfig)
     optim:      AdamW + schedule (siamgpt_jax.train.optimizer.OptimConfig)
     train:      steps, batch, micro-batches, loss, logging and eval cadence
     checkpoint: orbax cadence and retention
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 from siamgpt_jax import config as config_lib
 from siamgpt_jax import hub
+from siamgpt_jax.corpus.selection import SelectionConfig
 from siamgpt_jax.loader.pipeline import LoaderConfig
 from siamgpt_jax.model.config import Qwen3Config, preset
 from siamgpt_jax.parallel.mesh import MeshConfig
@@ -84,6 +86,7 @@ class JobConfig:
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     data: LoaderConfig = field(default_factory=LoaderConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

@@ -1,7 +1,8 @@
 """The training loop: the imperative shell around the pure `train_step`.
 
-Read top to bottom: build mesh, tokenizer, model, optimizer and state; restore if asked; then
-step, log, evaluate and checkpoint until done, a stop signal, or a non-finite loss.
+Read top to bottom: load the tokenizer and print the data plan (epochs per source); build mesh, model,
+optimizer and state; restore if asked; then step, log, evaluate and checkpoint until done, a stop
+signal, or a non-finite loss.
 """
 
 from __future__ import annotations
@@ -143,6 +144,16 @@ def check_batch_divides_mesh(global_batch: int, micro_batches: int, mesh, rules)
         )
 
 
+def log_data_plan(cfg: JobConfig, tokenizer, *, progress: bool = True) -> str:
+    """Print (and return) how many epochs of each data source the run gets (loader/epochs.py)."""
+    from siamgpt_jax.loader.epochs import format_plan, plan_for_config
+
+    plans = plan_for_config(cfg.data, tokenizer, steps=cfg.train.steps, global_batch=cfg.train.global_batch, progress=progress)
+    text = format_plan(plans, steps=cfg.train.steps, global_batch=cfg.train.global_batch, seq_len=cfg.data.seq_len)
+    print(text, flush=True)
+    return text
+
+
 def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_at_step: int | None = None) -> TrainResult:
     """Run (or resume) the job. `stop_at_step` ends this run early, with a checkpoint, as a preemption would."""
     from siamgpt_jax.loader.pipeline import make_loader
@@ -160,6 +171,11 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
             print(note, flush=True)
         (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2), encoding="utf-8")
 
+    # --- the data plan first: epochs per source, before the model takes minutes to load ---
+    tokenizer = load_tokenizer(cfg.data.tokenizer)
+    if is_chief:
+        log_data_plan(cfg, tokenizer, progress=progress)
+
     # --- mesh, model, optimizer, state ---
     mesh = make_mesh(cfg.mesh)
     rules = dict(cfg.mesh.rules)
@@ -174,7 +190,6 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
     del params
 
     # --- data ---
-    tokenizer = load_tokenizer(cfg.data.tokenizer)
     if tokenizer.vocab_size > arch.vocab_size:
         # an out-of-range id would be silently clamped by the embedding gather
         raise config_lib.ConfigError(

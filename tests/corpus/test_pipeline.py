@@ -108,14 +108,14 @@ def test_an_interrupted_rerun_leaves_no_report(tmp_path, monkeypatch):
     src.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
     run_verification([src], tmp_path / "out", workers=1, progress=False)
     assert (tmp_path / "out/report.json").is_file()
-    real = pipeline._write_atomic
+    real = pipeline._write_temp
 
     def dies_on_rejected(path, lines):
         if path.name == "rejected.jsonl":
             raise KeyboardInterrupt
-        real(path, lines)
+        return real(path, lines)
 
-    monkeypatch.setattr(pipeline, "_write_atomic", dies_on_rejected)
+    monkeypatch.setattr(pipeline, "_write_temp", dies_on_rejected)
     with pytest.raises(KeyboardInterrupt):
         run_verification([src], tmp_path / "out", workers=1, progress=False)
     assert not (tmp_path / "out/report.json").exists()  # the folder does not look complete
@@ -134,7 +134,7 @@ def test_length_caps_and_prompt_response_form():
 def test_cli_exit_codes(tmp_path):
     bad = tmp_path / "b.jsonl"
     bad.write_text("not json\n")
-    env_cmd = [sys.executable, "-m", "siamgpt_jax.cli", "verify", str(bad), "--out", str(tmp_path / "o"), "--no-progress"]
+    env_cmd = [sys.executable, "-m", "siamgpt_jax.cli", "verify", str(bad), "--out", str(tmp_path / "o"), "--no-progress", "--no-tokens"]
     ok = subprocess.run(env_cmd, capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0 and "verified 0/1" in ok.stdout
     fail = subprocess.run(env_cmd + ["--fail-on-invalid"], capture_output=True, text=True, cwd=ROOT)
