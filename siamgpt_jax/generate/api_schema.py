@@ -7,7 +7,10 @@ logprobs) are refused with a message rather than silently ignored; fields that c
 
 `n > 1` is served by sending the request n times with seeds `seed, seed+1, ...` (all n are equal
 under greedy decoding, temperature 0). A request without a seed gets a random one, so two calls at
-temperature > 0 differ, as they do on OpenAI's API.
+temperature > 0 differ, as they do on OpenAI's API. An unset max_tokens is SamplingParams' default,
+which the server lowers to what the model's cache leaves after the prompt when it knows the cache.
+The thinking switch is vLLM's `chat_template_kwargs: {"enable_thinking": bool}`; off by default, as
+in the Backend interface (Qwen3's own template defaults to on).
 """
 
 from __future__ import annotations

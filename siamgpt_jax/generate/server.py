@@ -7,7 +7,8 @@ Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /he
 Every refusal is a 4xx in OpenAI's error shape ({"error": {"message", "type", "param", "code"}}):
 bad JSON, wrong types, unknown roles, empty messages, max_tokens < 1, unsupported fields, a model
 name this server does not serve, and, when the backend can render prompts up front (`prompt_ids`),
-an unrenderable conversation or a prompt longer than its cache. A backend exception answers its batch's requests with 500 and the server
+an unrenderable conversation or a prompt longer than its cache; a body over 32 MiB is a 413 and a
+POST without Content-Length a 411, before the body is read. A backend exception answers its batch's requests with 500 and the server
 goes on. `stream: true` is answered with server-sent events in OpenAI's chunk format; since a batch
 is generated as a whole, each choice's text comes in one chunk when its batch is done.
 """
@@ -59,8 +60,11 @@ def _validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
     return f"{loc or 'body'}: {e.get('msg')}{more}", loc
 
 
+MAX_BODY_BYTES = 32 * 2**20  # far above any prompt a cache holds; keeps one request from exhausting memory
+
+
 def create_app(backend: Backend, *, model_name: str | None = None, api_key: str | None = None,
-               max_batch: int = 16, window_s: float = 0.01) -> FastAPI:
+               max_batch: int = 16, window_s: float = 0.01, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The app; its batching worker starts with the server and stops (closing the backend) with it."""
     model_name = model_name or backend.model_name
     created = int(time.time())
@@ -82,13 +86,18 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
     app = FastAPI(title="siamgpt-jax", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.middleware("http")
-    async def require_api_key(request: Request, call_next):
-        # A middleware, not a dependency, so that auth is checked before the body is parsed.
+    async def check_key_and_size(request: Request, call_next):
+        # A middleware, not a dependency, so that both are checked before the body is read.
         if api_key is not None and request.url.path.startswith("/v1"):
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
                 return _error(401, "missing or wrong API key (expected 'Authorization: Bearer KEY')",
                               kind="authentication_error", code="invalid_api_key")
+        length = request.headers.get("content-length")
+        if length is None and request.method == "POST":  # a chunked body could grow without bound
+            return _error(411, "a POST needs a Content-Length header")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            return _error(413, f"request body of {length} bytes is over the server's limit of {max_body_bytes}")
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)

@@ -116,3 +116,17 @@ def test_server_answers_a_backend_exception_with_500_and_goes_on():
                                      "type": "server_error", "param": None, "code": None}
         r = httpx.post(f"{url}/v1/completions", json={"prompt": "fine", "model": "scripted"})
         assert r.status_code == 200 and r.json()["choices"][0]["text"] == "FINE"
+
+
+def test_server_refuses_an_oversized_body_before_reading_it():
+    import httpx
+
+    from siamgpt_jax.generate.server import create_app
+    from tests.generate.http_helpers import free_port, uvicorn_thread
+
+    with uvicorn_thread(create_app(ScriptedBackend(), window_s=0.0, max_body_bytes=1000), free_port()) as url:
+        r = httpx.post(f"{url}/v1/completions", json={"prompt": "x" * 2000})
+        assert r.status_code == 413 and "over the server's limit of 1000" in r.json()["error"]["message"]
+        assert httpx.post(f"{url}/v1/completions", json={"prompt": "small"}).status_code == 200
+        chunked = httpx.post(f"{url}/v1/completions", content=iter([b'{"prompt": "a"}']))  # no Content-Length
+        assert chunked.status_code == 411

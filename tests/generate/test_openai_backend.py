@@ -39,7 +39,7 @@ def flaky_app(failures: dict[str, list[int]]):
         if body["prompt"].startswith("slow"):
             app.state.in_flight += 1
             app.state.most_in_flight = max(app.state.most_in_flight, app.state.in_flight)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.5)
             app.state.in_flight -= 1
         queued = failures.get(body["prompt"], [])
         if queued:
