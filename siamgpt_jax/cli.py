@@ -21,8 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("siamgpt_jax.demo", "run the whole job on the embedded default (verify, train, export, reload)"),
     "verify": ("siamgpt_jax.corpus.cli", "verify raw corpora into verified.jsonl + rejected.jsonl + report.json"),
     "train": ("siamgpt_jax.train.cli", "supervised fine-tuning from a YAML config"),
-    "import-hf": ("siamgpt_jax.convert.cli_import", "HF safetensors folder -> orbax checkpoint of params"),
-    "export-hf": ("siamgpt_jax.convert.cli_export", "orbax checkpoint of params -> HF safetensors folder"),
+    "import-hf": ("siamgpt_jax.convert.cli_import", "HF safetensors folder -> params checkpoint for train"),
+    "export-hf": ("siamgpt_jax.train.cli_export", "training run or params checkpoint -> HF safetensors folder"),
     "mesh": ("siamgpt_jax.parallel.cli", "mesh-layout experiments: plan, compile, bench"),
 }
 

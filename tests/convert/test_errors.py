@@ -9,6 +9,7 @@ import safetensors.numpy as stn
 from siamgpt_jax.convert import CheckpointError, UnsupportedCheckpointError, load_hf, save_hf
 from siamgpt_jax.convert import hf_export
 from siamgpt_jax.convert.tiny_hf import TINY, make_hf_model, save_hf_model
+from siamgpt_jax.errors import UserError
 from siamgpt_jax.model import UnsupportedConfigError
 
 Q0 = "model.layers.0.self_attn.q_proj.weight"
@@ -111,7 +112,7 @@ def test_interrupted_export_leaves_no_folder(tmp_path, hf_dir, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # the temp folder is gone too
     monkeypatch.undo()
     save_hf(model, tmp_path / "out", progress=False)
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(UserError, match="not empty .pass --overwrite"):
         save_hf(model, tmp_path / "out", progress=False)
     save_hf(model, tmp_path / "out", overwrite=True, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
