@@ -137,7 +137,7 @@ def write_hf(
         return out_dir
 
     folders.check_target(out_dir, overwrite=overwrite, force=force)
-    folders.clean_leftovers(out_dir, log=lambda m: tqdm.write(m) if progress else None)
+    folders.clean_leftovers(out_dir)
     tmp = folders.new_temp(out_dir)
     try:
         n = len(shards)

@@ -52,11 +52,12 @@ def import_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, dtype=None, allow_non
     wanted = {n for e in names.entries(config) for n in names.hf_names(config, e)}
     tensors = {n: (shape, np.dtype(jnp.dtype(dt)), f) for n, (shape, dt, f) in headers.items() if n in wanted}
 
-    folders.clean_leftovers(ckpt_dir, log=lambda m: tqdm.write(m) if progress else None)
+    folders.clean_leftovers(ckpt_dir)
     tmp = folders.new_temp(ckpt_dir)
     threads = threads or min(os.cpu_count() or 1, 8)
     total = sum(int(np.prod(s)) * np_dtype.itemsize for s in names.expected_hf_shapes(config).values())
     bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"import {hf_dir.name}", disable=not progress)
+    pending = None  # the previous layer's write: it commits while the next one is read
     try:
         with RowReader(tensors) as reader, ThreadPoolExecutor(threads, thread_name_prefix="import_hf") as pool:
             scratch = hf_import._Scratch()
@@ -66,7 +67,6 @@ def import_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, dtype=None, allow_non
                                              np_dtype, layered=entry.layered)
                 buf = aligned.aligned_empty(per_layer, np_dtype)
                 full = tuple(slice(0, n) for n in per_layer)
-                pending = None  # the previous layer's write: it commits while the next one is read
                 for layer, name in enumerate(names.hf_names(config, entry)):
                     tasks = hf_import._layer_tasks(reader, tensors, entry, per_layer, full, name, buf, scratch,
                                                    not allow_nonfinite)
@@ -78,6 +78,7 @@ def import_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, dtype=None, allow_non
                     pending.copy.result()  # tensorstore holds its own copy now: buf can be refilled
                     bar.update(buf.nbytes)
                 pending.result()
+                pending = None
                 bar.set_postfix_str(entry.path)
         bar.close()
         meta = config.to_hf_dict(torch_dtype=np_dtype.name)
@@ -90,6 +91,8 @@ def import_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, dtype=None, allow_non
         folders.check_target(ckpt_dir, overwrite=False, hf_export=False)
         folders.swap_into_place(tmp, ckpt_dir)
     except BaseException:
+        if pending is not None:  # let tensorstore finish, or it writes into the folder being removed
+            pending.exception()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ckpt_dir
