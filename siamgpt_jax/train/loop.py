@@ -72,7 +72,8 @@ def build_model(cfg: JobConfig, mesh, rules):
     if cfg.model.hf_path:
         from siamgpt_jax.convert import load_hf
 
-        return load_hf(cfg.model.hf_path, dtype=kwargs.pop("param_dtype"), mesh=mesh, rules=rules, **kwargs)
+        return load_hf(cfg.model.hf_path, dtype=kwargs.pop("param_dtype"), compute_dtype=kwargs.pop("dtype"),
+                       mesh=mesh, rules=rules, **kwargs)
     if cfg.model.params_checkpoint:
         from siamgpt_jax.convert.params_ckpt import load_params
 
