@@ -112,7 +112,8 @@ def write_hf(
     """Write an HF Qwen3 folder, one tensor at a time, loadable by AutoModelForCausalLM.from_pretrained.
 
     write_extra(folder) adds files (the tokenizer) to the temp folder before the swap.
-    all_processes_read: `read` is a collective (an in-memory multi-host model): processes other
+    Tensors are written in HF's order (layer by layer), or param by param when `read.param_major`
+    says its storage is chunked across layers. all_processes_read: `read` is a collective (an in-memory multi-host model): processes other
     than 0 call it in the same order and write nothing. Otherwise only process 0 reads and writes.
     """
     out_dir = Path(out_dir)
@@ -123,6 +124,8 @@ def write_hf(
     by_name = {n: (e, i if e.layered else None) for e in names.entries(config)
                for i, n in enumerate(names.hf_names(config, e))}
     shapes = names.expected_hf_shapes(config)
+    if getattr(read, "param_major", False):  # every layer of a param, then the next (ArrayReader)
+        shapes = {n: shapes[n] for e in names.entries(config) for n in names.hf_names(config, e)}
     sizes = [(name, int(np.prod(shape)) * np_dtype.itemsize) for name, shape in shapes.items()]
     shards = _plan_shards(sizes, max_bytes)
 

@@ -124,13 +124,40 @@ def open_params(ckpt_dir: str | Path) -> tuple[Qwen3Config, dict[str, object]]:
     return config, arrays
 
 
-def array_reader(arrays: dict[str, object]):
-    """A hf_export.Reader over tensorstore arrays keyed by param path: one layer per call."""
+class ArrayReader:
+    """A hf_export.Reader over tensorstore arrays keyed by param path.
 
-    def read(entry: names.Entry, layer: int | None) -> np.ndarray:
-        return ts_arrays.read(arrays[entry.path], () if layer is None else layer)
+    A stacked param is read in runs of layers that match its storage chunks: one layer at a time
+    from a params checkpoint or a training checkpoint (both chunked by layer). A checkpoint whose
+    chunks span several layers (orbax's default chunking) sets `param_major`: the export then
+    writes all layers of one param before the next, so each chunk is read once and only one run
+    is held, instead of every param's run (the whole model) in HF's layer-by-layer order.
+    """
 
-    return read
+    def __init__(self, arrays: dict[str, object]):
+        self.arrays = arrays
+        self.span = {p: max(1, int(a.chunk_layout.read_chunk.shape[0] or 1)) if a.ndim > 1 else 1
+                     for p, a in arrays.items()}
+        self.param_major = any(s > 1 for p, s in self.span.items() if p.startswith("layers."))
+        self._held: tuple[str, int, int, np.ndarray] | None = None  # (path, first layer, end, values)
+
+    def __call__(self, entry: names.Entry, layer: int | None) -> np.ndarray:
+        arr = self.arrays[entry.path]
+        if layer is None:
+            return ts_arrays.read(arr)
+        if self.span[entry.path] == 1:
+            return ts_arrays.read(arr, layer)
+        held = self._held
+        if held is None or held[0] != entry.path or not held[1] <= layer < held[2]:
+            first = layer - layer % self.span[entry.path]
+            end = min(first + self.span[entry.path], arr.shape[0])
+            self._held = None  # drop the previous run before reading the next
+            held = self._held = (entry.path, first, end, ts_arrays.read(arr, slice(first, end)))
+        return held[3][layer - held[1]]
+
+
+def array_reader(arrays: dict[str, object]) -> ArrayReader:
+    return ArrayReader(arrays)
 
 
 def load_params(ckpt_dir: str | Path, **kwargs) -> Qwen3:

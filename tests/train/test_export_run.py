@@ -19,7 +19,7 @@ from siamgpt_jax.model.config import preset
 from siamgpt_jax.model.qwen3 import init_model
 from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
 from siamgpt_jax.train.config import JobConfig
-from siamgpt_jax.train.export import load_trained_model
+from siamgpt_jax.train.export import load_trained_model, open_trained
 from siamgpt_jax.train.state import ModelDef, create_train_state
 
 
@@ -63,6 +63,34 @@ def test_export_names_the_step_and_writes_that_steps_params(tmp_path, capsys):
                 np.testing.assert_array_equal(got[name], names.to_hf(e, want[i] if e.layered else want))
     model = load_trained_model(tmp_path / "run" / "checkpoints" / "3")
     np.testing.assert_array_equal(np.asarray(model.embed[...]), np.asarray(params[3]["embed"]))
+    arrays = open_trained(tmp_path / "run").arrays  # train saves stacked params a layer per chunk
+    assert all(arrays[e.path].chunk_layout.read_chunk.shape[0] == 1 for e in names.entries(arch) if e.layered)
+
+
+def test_export_of_an_orbax_item_whose_chunks_span_all_layers_reads_each_chunk_once(tmp_path):
+    import orbax.checkpoint as ocp
+    from flax import nnx
+
+    from siamgpt_jax.convert import hf_export, params_ckpt, ts_arrays
+    from siamgpt_jax.model.config import param_shapes
+
+    arch = preset("qwen3-tiny").replace(vocab_size=128, num_hidden_layers=3)
+    model = init_model(arch, seed=3, param_dtype=np.float32)
+    with ocp.StandardCheckpointer() as ckptr:  # orbax's default chunking: one chunk per array
+        ckptr.save(tmp_path / "item", {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param))})
+    arrays = {p: ts_arrays.orbax_array(tmp_path / "item", f"params.{p}") for p in param_shapes(arch)}
+    assert arrays["layers.q_proj"].chunk_layout.read_chunk.shape[0] == 3
+    reads = []
+    real_read = ts_arrays.read
+    ts_arrays.read = lambda arr, index=(): reads.append(index) or real_read(arr, index)
+    try:
+        hf_export.write_hf(arch, params_ckpt.array_reader(arrays), tmp_path / "a", dtype="float32", progress=False)
+    finally:
+        ts_arrays.read = real_read
+    assert len(reads) == len(param_shapes(arch))  # each array once, not once per layer
+    hf_export.save_hf(model, tmp_path / "b", dtype="float32", progress=False)
+    a, b = _hf_weights(tmp_path / "a"), _hf_weights(tmp_path / "b")
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_export_writes_the_tokenizer_the_run_trained_with(tmp_path):
