@@ -3,10 +3,12 @@
 The writer takes a `read(entry, layer)` function that returns ONE HF tensor's worth of one param
 (a layer of a stacked param, or a whole unstacked one), so it never needs the model in memory:
 an in-memory model (`save_hf`), a params checkpoint or a training checkpoint (both read one layer
-at a time from disk with tensorstore) all feed it. Host memory stays at one output shard plus the
-tensor being converted. Everything is written into a hidden temporary sibling folder that is
-swapped into place at the end (convert/folders.py), so an interrupted export never leaves a
-folder that looks complete, and never leaves no folder where there was one.
+at a time from disk with tensorstore) all feed it. Host memory stays at about the tensor being
+converted: a shard's header is written first and each tensor's bytes as soon as it is read
+(convert/st_write.py), so no shard is ever held whole. Everything is written into a hidden
+temporary sibling folder that is swapped into place at the end (convert/folders.py), so an
+interrupted export never leaves a folder that looks complete, and never leaves no folder where
+there was one.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from safetensors.numpy import save_file
 from tqdm import tqdm
 
 from siamgpt_jax.convert import folders, names
 from siamgpt_jax.convert.folders import INDEX_FILE, SINGLE_FILE, TOKENIZER_FILES
+from siamgpt_jax.convert.st_write import SafetensorsWriter
 from siamgpt_jax.errors import UserError
 from siamgpt_jax.model.config import Qwen3Config
 
@@ -128,6 +130,7 @@ def write_hf(
         shapes = {n: shapes[n] for e in names.entries(config) for n in names.hf_names(config, e)}
     sizes = [(name, int(np.prod(shape)) * np_dtype.itemsize) for name, shape in shapes.items()]
     shards = _plan_shards(sizes, max_bytes)
+    sizes_by_name = dict(sizes)
 
     def tensor(name: str) -> np.ndarray:
         entry, layer = by_name[name]
@@ -149,14 +152,12 @@ def write_hf(
         total = sum(s for _, s in sizes)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"export {out_dir.name}", disable=not progress)
         for fname, shard in zip(files, shards):
-            data = {}
-            for name in shard:
-                data[name] = tensor(name)
-                weight_map[name] = fname
-                bar.update(data[name].nbytes)
-            save_file(data, str(tmp / fname), metadata={"format": "pt"})
             bar.set_postfix_str(fname)
-            del data
+            with SafetensorsWriter(tmp / fname, [(n, shapes[n], np_dtype) for n in shard], {"format": "pt"}) as w:
+                for name in shard:
+                    w.write(name, tensor(name))
+                    weight_map[name] = fname
+                    bar.update(sizes_by_name[name])
         bar.close()
         if n > 1:
             index = {"metadata": {"total_size": total}, "weight_map": weight_map}

@@ -99,13 +99,15 @@ def test_interrupted_export_leaves_no_folder(tmp_path, hf_dir, monkeypatch):
     model = load_hf(hf_dir, progress=False)
     calls = []
 
-    def failing_save(tensors, path, metadata=None):
-        calls.append(path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # interrupted mid-export
-        stn.save_file(tensors, path, metadata=metadata)
+    real = hf_export.SafetensorsWriter.write
 
-    monkeypatch.setattr(hf_export, "save_file", failing_save)
+    def failing_write(self, name, array):
+        calls.append(name)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # interrupted mid-export
+        real(self, name, array)
+
+    monkeypatch.setattr(hf_export.SafetensorsWriter, "write", failing_write)
     with pytest.raises(KeyboardInterrupt):
         save_hf(model, tmp_path / "out", max_shard_size="20KB", progress=False)
     assert not (tmp_path / "out").exists()
