@@ -1,8 +1,8 @@
 """Export speed and peak memory: export-hf's writer vs a raw write of the same bytes, same run.
 
 Builds a synthetic many-layer fp32 Qwen3 (~2 GB by default: 32 layers) once, as the two sources
-export-hf reads: an orbax PyTree item (what a training run's checkpoint holds; read through
-train/export.py's tensorstore path) and an import-hf params checkpoint (zarr3). Then, in fresh
+export-hf reads: an orbax PyTree item (what a training run's checkpoint holds, chunked as train saves it; read
+through train/export.py's tensorstore path) and an import-hf params checkpoint (zarr3). Then, in fresh
 child processes (so peak RSS is per task), interleaved so every task sees the same page-cache
 state: (1) writes the export's shard files from one reused buffer (raw), (2) exports from the
 orbax item, (3) exports from the params checkpoint. Reports GB/s of output written, the
@@ -41,9 +41,11 @@ def prepare(root: Path, layers: int, vocab: int, hidden: int, mlp: int) -> None:
         import orbax.checkpoint as ocp
         from flax import nnx
 
-        model = load_params(root / "params")
-        with ocp.StandardCheckpointer() as ckptr:
-            ckptr.save((root / "orbax").absolute(), {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param))})
+        from siamgpt_jax.train.checkpoint import layer_chunked_save_args
+
+        tree = {"params": nnx.to_pure_dict(nnx.state(load_params(root / "params"), nnx.Param))}
+        with ocp.StandardCheckpointer() as ckptr:  # chunked as train's checkpoints are
+            ckptr.save((root / "orbax").absolute(), tree, save_args=layer_chunked_save_args(tree))
 
 
 def _reset_peak_rss() -> float:

@@ -25,7 +25,7 @@ class CheckpointConfig:
     async_save: bool = True
 
 
-def _layer_chunked(state: TrainState) -> Any:
+def layer_chunked_save_args(state: TrainState) -> Any:
     """SaveArgs storing each stacked param (params.layers.*) one layer per chunk, so export-hf
     reads a layer at a time; orbax's default chunk is a device's whole shard, all layers deep."""
 
@@ -70,7 +70,7 @@ class Checkpointer:
         if not force and step % self.every:
             return False
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave(state, save_args=_layer_chunked(state)),
+            state=ocp.args.StandardSave(state, save_args=layer_chunked_save_args(state)),
             data=ocp.args.JsonSave(data_state),
             config=ocp.args.JsonSave(config),
         )
