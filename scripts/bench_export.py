@@ -5,7 +5,8 @@ export-hf reads: an orbax PyTree item (what a training run's checkpoint holds, c
 through train/export.py's tensorstore path) and an import-hf params checkpoint (zarr3). Then, in fresh
 child processes (so peak RSS is per task), interleaved so every task sees the same page-cache
 state: (1) writes the export's shard files from one reused buffer (raw), (2) exports from the
-orbax item, (3) exports from the params checkpoint. Reports GB/s of output written, the
+orbax item, (3) exports from the params checkpoint; then once (4) imports the HF folder into a
+new params checkpoint (import-hf's streaming path). Reports GB/s of output written, the
 export/raw ratio, and peak RSS above the post-import baseline against the largest tensor read +
 the largest shard written (the memory the streaming design promises).
 
@@ -82,6 +83,13 @@ def child(mode: str, root: Path, dtype: str, shard_bytes: int) -> dict:
     largest_read = max(int(np.prod(s)) * 4 for s in names.expected_hf_shapes(config).values())  # fp32 source
     base = _reset_peak_rss()
     t = time.perf_counter()
+    if mode == "import-params":  # the other direction: import-hf streaming into a params checkpoint
+        params_ckpt.import_hf(root / "hf", out, dtype="float32", progress=False)
+        seconds = time.perf_counter() - t
+        written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        return {"mode": mode, "bytes": written, "seconds": seconds, "gb_per_s": written / seconds / 1e9,
+                "peak_rss_above_baseline_mb": _status_mb("VmHWM") - base, "largest_tensor_mb": largest_read / 2**20,
+                "largest_shard_mb": 0.0}
     if mode == "raw":  # the same bytes, same files count, from one reused buffer
         out.mkdir()
         buf = np.random.default_rng(0).integers(0, 255, max(shards), dtype=np.uint8)
@@ -108,7 +116,7 @@ def main() -> None:
     p.add_argument("--shard-bytes", type=int, default=500_000_000)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--child", choices=["raw", "export-orbax", "export-params"])
+    p.add_argument("--child", choices=["raw", "export-orbax", "export-params", "import-params"])
     a = p.parse_args()
     root = Path(a.dir)
     if a.child:
@@ -116,7 +124,7 @@ def main() -> None:
         return
     prepare(root, a.layers, a.vocab, a.hidden, a.mlp)
     results = []
-    for mode in ["raw", "export-orbax", "export-params"] * a.rounds:
+    for mode in ["raw", "export-orbax", "export-params"] * a.rounds + ["import-params"]:
         r = subprocess.run([sys.executable, __file__, "--dir", str(root), "--dtype", a.dtype, "--shard-bytes",
                             str(a.shard_bytes), "--child", mode],
                            capture_output=True, text=True, check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
@@ -131,6 +139,10 @@ def main() -> None:
         print(f"{m}: {best[m]:.2f} GB/s vs raw write {best['raw']:.2f} GB/s, ratio {best[m] / best['raw']:.2f} "
               f"(goal >= 0.5); peak RSS above baseline {peak:.0f} MB vs largest tensor "
               f"{last['largest_tensor_mb']:.0f} MB + shard {last['largest_shard_mb']:.0f} MB = {budget:.0f} MB")
+    imp = results[-1]
+    print(f"import-hf to a params checkpoint: {imp['gb_per_s']:.2f} GB/s written, peak RSS above baseline "
+          f"{imp['peak_rss_above_baseline_mb']:.0f} MB vs largest tensor {imp['largest_tensor_mb']:.0f} MB "
+          f"(model {imp['bytes'] / 2**20:.0f} MB)")
 
 
 if __name__ == "__main__":
