@@ -57,6 +57,8 @@ def check_target(target: str | Path, *, overwrite: bool, force: bool = False, hf
     if not target.exists() or not any(target.iterdir()):
         return
     if not overwrite:
+        if not hf_export:  # import-hf never replaces a checkpoint
+            raise UserError(f"{target}: exists and is not empty; pick a new folder for the checkpoint")
         raise UserError(f"{target}: exists and is not empty (pass --overwrite to replace it)")
     foreign = foreign_files(target) if hf_export else []
     if foreign and not force:

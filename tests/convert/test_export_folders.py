@@ -3,6 +3,7 @@ bf16 by default, tokenizer and chat template included, what was exported said.""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -53,6 +54,19 @@ def test_default_export_is_bf16_with_the_builtin_tokenizer_that_round_trips_thai
     assert tok.chat_template == CHAT_TEMPLATE
     assert _export(ckpt, tmp_path / "f32", "--dtype", "float32") == 0
     assert {str(t.dtype) for t in _weights(tmp_path / "f32").values()} == {"float32"}
+
+    # import-hf keeps the HF folder's tokenizer inside the checkpoint; export then writes that one
+    shutil.copytree(ckpt, tmp_path / "ckpt")
+    load_tokenizer(None).save(tmp_path / "ckpt" / "tokenizer")
+    assert _export(tmp_path / "ckpt", tmp_path / "out2", tokenizer=False) == 0
+    assert f"tokenizer: {tmp_path / 'ckpt' / 'tokenizer'}" in capsys.readouterr().out
+    tok2 = transformers.AutoTokenizer.from_pretrained(tmp_path / "out2")
+    assert tok2(text, add_special_tokens=False)["input_ids"] == load_tokenizer(None).encode(text)
+
+
+def test_import_refuses_an_existing_folder_without_naming_a_flag_it_lacks(tmp_path, ckpt):
+    with pytest.raises(UserError, match=r"ckpt: exists and is not empty; pick a new folder"):
+        main(["import-hf", str(ckpt.parent / "hf"), str(ckpt), "--no-progress"])
 
 
 def test_existing_target_fails_before_the_checkpoint_is_read_and_names_the_flag(tmp_path, ckpt, monkeypatch):
