@@ -115,8 +115,9 @@ def write_hf(
 
     write_extra(folder) adds files (the tokenizer) to the temp folder before the swap.
     Tensors are written in HF's order (layer by layer), or param by param when `read.param_major`
-    says its storage is chunked across layers. all_processes_read: `read` is a collective (an in-memory multi-host model): processes other
-    than 0 call it in the same order and write nothing. Otherwise only process 0 reads and writes.
+    says its storage is chunked across layers. all_processes_read: `read` is a collective (an
+    in-memory multi-host model): processes other than 0 call it in the same order and write
+    nothing. Otherwise only process 0 reads and writes.
     """
     out_dir = Path(out_dir)
     if dtype not in DTYPES:
@@ -146,20 +147,20 @@ def write_hf(
     folders.clean_leftovers(out_dir)
     tmp = folders.new_temp(out_dir)
     try:
-        n = len(shards)
-        files = [SINGLE_FILE] if n == 1 else [f"model-{k + 1:05d}-of-{n:05d}.safetensors" for k in range(n)]
+        count = len(shards)
+        files = [SINGLE_FILE] if count == 1 else [f"model-{k + 1:05d}-of-{count:05d}.safetensors" for k in range(count)]
         weight_map = {}
         total = sum(s for _, s in sizes)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"export {out_dir.name}", disable=not progress)
         for fname, shard in zip(files, shards):
             bar.set_postfix_str(fname)
-            with SafetensorsWriter(tmp / fname, [(n, shapes[n], np_dtype) for n in shard], {"format": "pt"}) as w:
+            with SafetensorsWriter(tmp / fname, [(t, shapes[t], np_dtype) for t in shard], {"format": "pt"}) as w:
                 for name in shard:
                     w.write(name, tensor(name))
                     weight_map[name] = fname
                     bar.update(sizes_by_name[name])
         bar.close()
-        if n > 1:
+        if count > 1:
             index = {"metadata": {"total_size": total}, "weight_map": weight_map}
             (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
         (tmp / "config.json").write_text(
