@@ -2,8 +2,9 @@
 checkpoint) -> HF folder with weights, config, tokenizer and chat template.
 
 It sits above train/ (it reads training checkpoints) and convert/ (it writes HF folders). The
-weights are read and written one tensor at a time, so a 32B export needs host memory for one
-output shard plus one tensor, not the model.
+weights are read and written one tensor at a time, so a 32B export needs host memory for about
+one tensor, not the model. Run it as one process, on any host that sees the checkpoint's
+filesystem (orbax writes multi-host checkpoints there); it needs no accelerator.
 """
 
 from __future__ import annotations
