@@ -31,7 +31,7 @@ os.environ.setdefault("PYTHAINLP_OFFLINE", "1")
 
 
 def tiny_model(path: Path, hidden: int, layers: int) -> Path:
-    from siamgpt_jax.convert.tiny_hf import make_hf_model, save_hf_model
+    from siamgpt_jax.testing import make_hf_model, save_hf_model
     from siamgpt_jax.loader.tokenizer import load_tokenizer
 
     tok = load_tokenizer()

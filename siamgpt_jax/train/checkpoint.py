@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 
 from siamgpt_jax.train.state import TrainState
@@ -22,6 +23,18 @@ class CheckpointConfig:
     every: int = 100  # steps between saves (the final step and SIGTERM always save)
     keep: int = 3
     async_save: bool = True
+
+
+def layer_chunked_save_args(state: TrainState) -> Any:
+    """SaveArgs storing each stacked param (params.layers.*) one layer per chunk, so export-hf
+    reads a layer at a time; orbax's default chunk is a device's whole shard, all layers deep."""
+
+    def pick(path, leaf):
+        keys = [str(getattr(k, "name", getattr(k, "key", k))) for k in path[:2]]
+        stacked = keys == ["params", "layers"] and getattr(leaf, "ndim", 0) >= 2
+        return ocp.SaveArgs(shard_axes=(0,)) if stacked else ocp.SaveArgs()
+
+    return jax.tree_util.tree_map_with_path(pick, state)
 
 
 class Checkpointer:
@@ -57,7 +70,7 @@ class Checkpointer:
         if not force and step % self.every:
             return False
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
+            state=ocp.args.StandardSave(state, save_args=layer_chunked_save_args(state)),
             data=ocp.args.JsonSave(data_state),
             config=ocp.args.JsonSave(config),
         )

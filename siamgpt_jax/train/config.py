@@ -29,8 +29,9 @@ from siamgpt_jax.train.optimizer import OptimConfig
 
 @dataclass(frozen=True)
 class ModelConfig:
-    preset: str | None = "qwen3-tiny"  # used when hf_path is not set (random init)
+    preset: str | None = "qwen3-tiny"  # used when neither source below is set (random init)
     hf_path: str | None = None  # import weights from this HF safetensors folder or hub id (ORG/NAME[@REVISION])
+    params_checkpoint: str | None = None  # or from `siamgpt-jax import-hf`'s output: faster to start
     overrides: dict[str, Any] = field(default_factory=dict)  # Qwen3Config fields on top of the preset
     param_dtype: Literal["float32", "bfloat16"] = "float32"
     dtype: Literal["float32", "bfloat16"] = "bfloat16"
@@ -43,18 +44,24 @@ class ModelConfig:
             # only config.json is needed here; the weights come with build_model
             folder = hub.resolve_model(self.hf_path, weights=False, coordinate=False).path
             base = Qwen3Config.from_hf_file(folder / "config.json")
+        elif self.params_checkpoint:
+            from siamgpt_jax.convert.params_ckpt import read_config
+
+            base = read_config(self.params_checkpoint)[0]
         elif self.preset:
             base = preset(self.preset)
         else:
-            raise config_lib.ConfigError("model: set either 'preset' or 'hf_path'")
+            raise config_lib.ConfigError("model: set 'preset', 'hf_path' or 'params_checkpoint'")
         self.validate()
         return base.replace(**self.overrides) if self.overrides else base
 
     def validate(self) -> None:
         """Checks that need no files: a source is named, and override keys are Qwen3Config fields."""
-        if not self.hf_path and not self.preset:
-            raise config_lib.ConfigError("model: set either 'preset' or 'hf_path'")
-        if self.preset and not self.hf_path:
+        if not self.hf_path and not self.preset and not self.params_checkpoint:
+            raise config_lib.ConfigError("model: set 'preset', 'hf_path' or 'params_checkpoint'")
+        if self.hf_path and self.params_checkpoint:
+            raise config_lib.ConfigError("model: set 'hf_path' or 'params_checkpoint', not both")
+        if self.preset and not self.hf_path and not self.params_checkpoint:
             try:
                 preset(self.preset)
             except KeyError as e:

@@ -63,7 +63,7 @@ def _dtype(name: str):
 
 
 def build_model(cfg: JobConfig, mesh, rules):
-    """Random init from a preset, or an HF import, placed directly on the mesh."""
+    """Random init from a preset, an HF import or a params checkpoint, placed directly on the mesh."""
     kwargs = dict(
         param_dtype=_dtype(cfg.model.param_dtype),
         dtype=_dtype(cfg.model.dtype),
@@ -77,6 +77,10 @@ def build_model(cfg: JobConfig, mesh, rules):
         folder = resolve_model(cfg.model.hf_path).path
         return load_hf(folder, dtype=kwargs.pop("param_dtype"), compute_dtype=kwargs.pop("dtype"), mesh=mesh,
                        rules=rules, **kwargs)
+    if cfg.model.params_checkpoint:
+        from siamgpt_jax.convert.params_ckpt import load_params
+
+        return load_params(cfg.model.params_checkpoint, mesh=mesh, rules=rules, **kwargs)
     from siamgpt_jax.model.qwen3 import init_model
 
     return init_model(cfg.model.architecture(), seed=cfg.seed, mesh=mesh, rules=rules, **kwargs)
