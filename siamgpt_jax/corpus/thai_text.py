@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import re
 
+from siamgpt_jax.corpus.newmm import segment_chunk
 from siamgpt_jax.corpus.script import is_thai_text
 
 _WORDLIKE_RE = re.compile(r"[^\W_ๆฯ]")  # a token is a word when it holds a letter or digit
@@ -26,18 +27,6 @@ _THAI_CHAR_RE = re.compile(r"[\u0E00-\u0E7F]")
 _SECTION_SPLIT_RE = re.compile(r"\s*\*\*\*+\s*")
 # Latin sentence ends: . ! ? (and full-width forms) followed by space; not after common abbreviations.
 _LATIN_SENT_RE = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bMs)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<=[.!?。！？])\s+")
-
-
-@functools.lru_cache(maxsize=1)
-def _newmm():
-    from pythainlp.tokenize import newmm  # slow import: load once per process, only when needed
-
-    return newmm.segment
-
-
-@functools.lru_cache(maxsize=200_000)
-def _segment_chunk(chunk: str) -> tuple[str, ...]:
-    return tuple(_newmm()(chunk))
 
 
 def words(text: str) -> list[str]:
@@ -51,7 +40,7 @@ def words(text: str) -> list[str]:
 def _chunk_words(chunk: str) -> list[str]:
     if chunk.isascii() or not _THAI_CHAR_RE.search(chunk):
         return _NON_THAI_WORD_RE.findall(chunk)
-    return [t for t in _segment_chunk(chunk) if _WORDLIKE_RE.search(t)]
+    return [t for t in segment_chunk(chunk) if _WORDLIKE_RE.search(t)]
 
 
 @functools.lru_cache(maxsize=200_000)
