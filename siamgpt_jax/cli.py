@@ -23,7 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("siamgpt_jax.train.cli", "supervised fine-tuning from a YAML config"),
     "import-hf": ("siamgpt_jax.convert.cli_import", "HF safetensors folder -> params checkpoint for train"),
     "export-hf": ("siamgpt_jax.train.cli_export", "training run or params checkpoint -> HF safetensors folder"),
-    "mesh": ("siamgpt_jax.parallel.cli", "mesh-layout experiments: plan, compile, bench"),
+    "mesh": ("siamgpt_jax.layout.cli", "mesh-layout experiments: plan, compile, bench"),
     "generate": ("siamgpt_jax.generate.cli", "JSONL of prompts -> JSONL of responses with the in-process KV-cache sampler"),
     "autoif": ("siamgpt_jax.autoif.cli", "synthesise Stream B (Thai AutoIF) from the seeds with a teacher model"),
     "serve": ("siamgpt_jax.generate.cli_serve", "OpenAI-compatible HTTP server (batched) for a model or endpoint"),

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from siamgpt_jax.convert import folders, names
+import siamgpt_jax.convert.folders as folders
+import siamgpt_jax.convert.names as names
 from siamgpt_jax.convert.folders import INDEX_FILE, SINGLE_FILE, TOKENIZER_FILES
 from siamgpt_jax.convert.st_write import SafetensorsWriter
 from siamgpt_jax.errors import UserError

@@ -26,7 +26,8 @@ from flax import nnx
 from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
-from siamgpt_jax.convert import aligned, names
+import siamgpt_jax.convert.aligned as aligned
+import siamgpt_jax.convert.names as names
 from siamgpt_jax.convert.errors import CheckpointError, UnsupportedCheckpointError
 from siamgpt_jax.convert.folders import INDEX_FILE, SINGLE_FILE
 from siamgpt_jax.convert.st_rows import RowReader

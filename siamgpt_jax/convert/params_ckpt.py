@@ -21,7 +21,11 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from siamgpt_jax.convert import aligned, folders, hf_import, names, ts_arrays
+import siamgpt_jax.convert.aligned as aligned
+import siamgpt_jax.convert.folders as folders
+import siamgpt_jax.convert.hf_import as hf_import
+import siamgpt_jax.convert.names as names
+import siamgpt_jax.convert.ts_arrays as ts_arrays
 from siamgpt_jax.convert.errors import CheckpointError
 from siamgpt_jax.convert.st_rows import RowReader
 from siamgpt_jax.model.config import Qwen3Config, param_shapes

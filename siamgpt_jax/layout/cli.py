@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _workload(args):
-    from siamgpt_jax.parallel.planner import Workload
+    from siamgpt_jax.layout.planner import Workload
 
     return Workload(seq_len=args.seq_len, global_batch=args.global_batch, micro_batches=args.micro_batches,
                     param_dtype=args.param_dtype, compute_dtype=args.compute_dtype, remat=args.remat,
@@ -94,7 +94,7 @@ def _gib(x: float) -> str:
 
 
 def format_table(plans, device_memory: float) -> str:
-    from siamgpt_jax.parallel.planner import KINDS, PARTS
+    from siamgpt_jax.layout.planner import KINDS, PARTS
 
     head = (f"{'layout':<24}" + "".join(f"{p[:9]:>10}" for p in PARTS) + f"{'total':>9} {'fits':>4} "
             + "".join(f"{k.replace('collective-', '')[:10]:>11}" for k in KINDS) + f"{'step s':>8}{'MFU':>6}")
@@ -116,7 +116,7 @@ def plot_memory(plans, device_memory: float, path: Path, title: str = "") -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from siamgpt_jax.parallel.planner import PARTS
+    from siamgpt_jax.layout.planner import PARTS
 
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(plans) + 2), 5))
     x = range(len(plans))
@@ -144,7 +144,7 @@ def _write_json(path: Path, data) -> None:
 
 
 def _run_plan(args) -> int:
-    from siamgpt_jax.parallel.planner import Hardware, parse_size, plan_all, plan_layout
+    from siamgpt_jax.layout.planner import Hardware, parse_size, plan_all, plan_layout
 
     c = _model(args.model, args.model_override)
     w = _workload(args)
@@ -194,7 +194,7 @@ def _run_compile(args) -> int:
     _ensure_cpu_devices(args.devices)
     import jax
 
-    from siamgpt_jax.parallel.compiled import compile_report
+    from siamgpt_jax.layout.compiled import compile_report
 
     c = _model(args.model, args.model_override)
     reports = []
@@ -227,7 +227,7 @@ def _run_compile(args) -> int:
 
 
 def _run_bench(args) -> int:
-    from siamgpt_jax.parallel.compiled import bench_layouts
+    from siamgpt_jax.layout.compiled import bench_layouts
 
     c = _model(args.model, args.model_override)
     results = bench_layouts(c, [parse_layout(t) for t in args.layout], _workload(args),

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from siamgpt_jax.cli import main
-from siamgpt_jax.parallel.cli import parse_layout
+from siamgpt_jax.layout.cli import parse_layout
 
 
 def test_mesh_plan_writes_table_json_and_png(tmp_path, capsys):

@@ -21,7 +21,7 @@ from typing import Any
 
 from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-from siamgpt_jax.parallel.planner import KINDS, Hardware, Workload, plan_layout
+from siamgpt_jax.layout.planner import KINDS, Hardware, Workload, plan_layout
 
 HLO_KINDS = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
 _ELEM_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4, "u32": 4,

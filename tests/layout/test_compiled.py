@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import pytest
 
 from siamgpt_jax.model.config import Qwen3Config
-from siamgpt_jax.parallel.compiled import bench_layouts, compile_report, count_collectives
+from siamgpt_jax.layout.compiled import bench_layouts, compile_report, count_collectives
 from siamgpt_jax.parallel.mesh import MeshConfig
-from siamgpt_jax.parallel.planner import Workload
+from siamgpt_jax.layout.planner import Workload
 from siamgpt_jax.sharding import named_sharding
 
 TINY = Qwen3Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
