@@ -14,7 +14,6 @@ there was one.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -28,26 +27,14 @@ import siamgpt_jax.convert.folders as folders
 import siamgpt_jax.convert.names as names
 from siamgpt_jax.convert.folders import INDEX_FILE, SINGLE_FILE, TOKENIZER_FILES
 from siamgpt_jax.convert.st_write import SafetensorsWriter
+from siamgpt_jax.config import ConfigError, parse_size
 from siamgpt_jax.errors import UserError
 from siamgpt_jax.model.config import Qwen3Config
 
 # read(entry, layer) -> that param's tensor for one layer (layer=None for unstacked params), model layout
 Reader = Callable[[names.Entry, "int | None"], np.ndarray]
 
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 DTYPES = ("bfloat16", "float32", "float16")
-
-
-def parse_size(size: int | str) -> int:
-    """'5GB' -> 5_000_000_000 (HF's convention: GB = 10^9, GiB = 2^30)."""
-    if isinstance(size, int):
-        return size
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(size))
-    unit = (m.group(2) or "B").upper() if m else ""
-    if not m or unit not in _UNITS:
-        raise UserError(f"max_shard_size={size!r}: expected e.g. '5GB', '500MB', '2GiB' or a byte count")
-    return int(float(m.group(1)) * _UNITS[unit])
 
 
 def _host(x: jax.Array) -> np.ndarray:
@@ -124,7 +111,10 @@ def write_hf(
     if dtype not in DTYPES:
         raise UserError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     np_dtype = np.dtype(jnp.dtype(dtype))
-    max_bytes = parse_size(max_shard_size)
+    try:
+        max_bytes = int(parse_size(max_shard_size))
+    except ConfigError:
+        raise UserError(f"max_shard_size={max_shard_size!r}: expected e.g. '5GB', '500MB', '2GiB' or a byte count") from None
     by_name = {n: (e, i if e.layered else None) for e in names.entries(config)
                for i, n in enumerate(names.hf_names(config, e))}
     shapes = names.expected_hf_shapes(config)

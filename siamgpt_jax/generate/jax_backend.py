@@ -21,23 +21,14 @@ from siamgpt_jax.errors import UserError
 from siamgpt_jax.generate.backend import Generation, GenerationRequest
 from siamgpt_jax.generate.prompts import fit_prompt, prompt_ids
 from siamgpt_jax.generate.sampler import Sampler, model_params
-from siamgpt_jax.model.config import Qwen3Config
+from siamgpt_jax.model.config import Qwen3Config, dtype_of
 from siamgpt_jax.sharding import Rules
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 EOS_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
 
 def eos_ids(tokenizer) -> tuple[int, ...]:
     return tuple(tokenizer.token_to_id(t) for t in EOS_TOKENS if tokenizer.token_to_id(t) is not None)
-
-
-def _dtype(name):
-    if name is None or not isinstance(name, str):
-        return name
-    if name not in DTYPES:
-        raise UserError(f"dtype {name!r} is not one of {list(DTYPES)}")
-    return DTYPES[name]
 
 
 class JaxBackend:
@@ -67,8 +58,8 @@ class JaxBackend:
         self.max_len = int(max_len or config.max_position_embeddings)
         self.truncate = truncate
         self.sampler = Sampler(
-            params, config, eos_ids=eos_ids(tokenizer), pad_id=tokenizer.pad_id, dtype=_dtype(dtype),
-            cache_dtype=_dtype(cache_dtype), mesh=mesh, rules=rules, max_batch=max_batch, chunk=chunk,
+            params, config, eos_ids=eos_ids(tokenizer), pad_id=tokenizer.pad_id, dtype=dtype_of(dtype),
+            cache_dtype=dtype_of(cache_dtype), mesh=mesh, rules=rules, max_batch=max_batch, chunk=chunk,
         )
 
     @classmethod
@@ -87,14 +78,14 @@ class JaxBackend:
         path = Path(path)
         if not path.exists():
             raise UserError(f"{path}: no such model folder (expected an HF folder, a run folder or a checkpoint)")
-        compute = _dtype(options.get("dtype", "float32"))
+        compute = dtype_of(options.get("dtype", "float32"))
         options["dtype"] = compute
         if (path / "config.json").is_file() and not (path / "checkpoints").is_dir():
-            model, tok_dir = _load_hf_folder(path, _dtype(param_dtype), compute, mesh, rules)
+            model, tok_dir = _load_hf_folder(path, dtype_of(param_dtype), compute, mesh, rules)
         else:
             model, tok_dir = _load_run(path, compute)
             if param_dtype is not None:
-                model = _cast(model, _dtype(param_dtype))
+                model = _cast(model, dtype_of(param_dtype))
         tokenizer = load_tokenizer(tokenizer or tok_dir)
         params = model_params(model)
         if mesh is not None:

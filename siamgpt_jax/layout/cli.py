@@ -144,7 +144,8 @@ def _write_json(path: Path, data) -> None:
 
 
 def _run_plan(args) -> int:
-    from siamgpt_jax.layout.planner import Hardware, parse_size, plan_all, plan_layout
+    from siamgpt_jax.config import parse_size
+    from siamgpt_jax.layout.planner import Hardware, plan_all, plan_layout
 
     c = _model(args.model, args.model_override)
     w = _workload(args)

@@ -44,20 +44,6 @@ def dtype_bytes(name: str) -> int:
         raise ValueError(f"unknown dtype '{name}' (known: {', '.join(DTYPE_BYTES)})") from None
 
 
-_UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_size(text: str | float | int) -> float:
-    """'80GiB' / '80GB' / '1e9' -> bytes (also bytes/s or FLOP/s when used for rates)."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([a-zA-Z]*)\s*(/s)?\s*", text)
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"cannot parse size '{text}' (examples: 80GiB, 80GB, 450GB/s, 1.5e9)")
-    return float(m.group(1)) * _UNITS[m.group(2).lower()]
-
-
 @dataclass(frozen=True)
 class Hardware:
     device_memory: float = 80 * 2**30  # bytes

@@ -28,10 +28,10 @@ import numpy as np
 
 from siamgpt_jax.loader.chat import ChatFormatError, encode_chat
 from siamgpt_jax.loader.source import JsonlSource, parse_record, sources_for
+from siamgpt_jax.loader import BATCH_KEYS
 
 log = logging.getLogger(__name__)
 
-BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
 _OK, _TRUNCATED, _DROPPED = 0, 1, 2
 _STATE_VERSION = 1
 

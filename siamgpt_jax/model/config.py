@@ -14,6 +14,23 @@ from pathlib import Path
 from typing import Any
 
 
+# The dtypes a config, a CLI flag or a backend option may name for params, compute and the KV cache.
+DTYPE_NAMES = ("float32", "bfloat16")
+
+
+def dtype_of(name):
+    """'bfloat16' -> jnp.bfloat16 (a dtype object passes through); other names are a UserError."""
+    if not isinstance(name, str):
+        return name
+    if name not in DTYPE_NAMES:
+        from siamgpt_jax.errors import UserError
+
+        raise UserError(f"dtype {name!r} is not one of {list(DTYPE_NAMES)}")
+    import jax.numpy as jnp
+
+    return jnp.dtype(name)
+
+
 class UnsupportedConfigError(ValueError):
     """The HF config asks for a feature this implementation does not provide."""
 

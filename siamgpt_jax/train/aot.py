@@ -13,13 +13,12 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from siamgpt_jax.model.config import Qwen3Config
+from siamgpt_jax.model.config import Qwen3Config, dtype_of
 from siamgpt_jax.sharding import Rules
 from siamgpt_jax.train.optimizer import OptimConfig
 from siamgpt_jax.train.setup import abstract_setup
 from siamgpt_jax.train.step import BATCH_KEYS, StepConfig
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @dataclass
@@ -49,7 +48,7 @@ def lower_train_step(
 ) -> LoweredStep:
     from siamgpt_jax.model.qwen3 import abstract_model
 
-    model = abstract_model(arch, param_dtype=DTYPES[param_dtype], dtype=DTYPES[dtype], remat=remat, attention=attention)
+    model = abstract_model(arch, param_dtype=dtype_of(param_dtype), dtype=dtype_of(dtype), remat=remat, attention=attention)
     # Virtual CPU devices stand in for GPUs here, so compile as a GPU would: without the CPU-only
     # speed options (they change XLA:CPU's fusion and with it the peak the planner is checked on).
     setup, abstract_state = abstract_setup(model, optim or OptimConfig(), 1000, StepConfig(micro_batches, loss_chunk),

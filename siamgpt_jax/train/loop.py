@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from siamgpt_jax import config as config_lib
-from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token
+from siamgpt_jax.model.config import PEAK_TFLOPS, dtype_of, flops_per_token
 from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.sharding import logical_to_spec
@@ -58,15 +58,11 @@ class TrainResult:
     model_def: ModelDef | None = None
 
 
-def _dtype(name: str):
-    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
-
-
 def build_model(cfg: JobConfig, mesh, rules):
     """Random init from a preset, an HF import or a params checkpoint, placed directly on the mesh."""
     kwargs = dict(
-        param_dtype=_dtype(cfg.model.param_dtype),
-        dtype=_dtype(cfg.model.dtype),
+        param_dtype=dtype_of(cfg.model.param_dtype),
+        dtype=dtype_of(cfg.model.dtype),
         remat=cfg.model.remat,
         attention=cfg.model.attention,
     )

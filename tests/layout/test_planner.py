@@ -4,7 +4,8 @@ import pytest
 
 from siamgpt_jax.model.config import Qwen3Config, param_count, param_logical_axes, param_shapes
 from siamgpt_jax.parallel.mesh import MeshConfig
-from siamgpt_jax.layout.planner import (Hardware, Workload, candidate_layouts, parse_size, plan_all,
+from siamgpt_jax.config import parse_size
+from siamgpt_jax.layout.planner import (Hardware, Workload, candidate_layouts, plan_all,
                                           plan_layout)
 
 # 106,880 params: 106,496 in matrices (all carry `embed`, so FSDP splits them) + 384 in norms.
