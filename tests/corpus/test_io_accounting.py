@@ -131,6 +131,10 @@ def test_unknown_formats_are_errors_not_zero_verified(tmp_path):
     alpaca.write_text(json.dumps({"instruction": "Say hi", "input": "", "output": "hi"}) + "\n")
     with pytest.raises(UserError, match=r"no conversation .*\['input', 'instruction', 'output'\]"):
         verify(alpaca, tmp_path / "out")
+    text = tmp_path / "notes.jsonl"  # a .jsonl name, but not JSON
+    text.write_text("prompt,response\nhi,hello\n")
+    with pytest.raises(UserError, match=r"notes.jsonl: not JSON lines: none of its first 2 non-blank lines is a JSON object"):
+        verify(text, tmp_path / "out")
     blank = tmp_path / "blank.jsonl"
     blank.write_text("\n\n")
     with pytest.raises(UserError, match="no records"):
