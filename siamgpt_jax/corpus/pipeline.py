@@ -301,12 +301,14 @@ def run_verification(
     if tokens is not None and tokenizer is None:
         from siamgpt_jax.loader.tokenizer import load_tokenizer
 
-        tokenizer = load_tokenizer(tokens.tokenizer)  # before the pass: a bad path fails now
+        try:  # before the pass: a bad tokenizer path fails now
+            tokenizer = load_tokenizer(tokens.tokenizer)
+        except (OSError, ValueError) as e:
+            raise UserError(f"tokenizer for the token stage: {e}") from None
     items: list[InputLine] = []
     for f in files:
         shard = list(read_shard(f))
-        if not f.name.lower().endswith(".parquet"):
-            check_chat_form(shard, f)
+        check_chat_form(shard, f)
         items += shard
     # From here on the folder holds no report of an earlier run: a run that stops leaves none.
     (out_dir / "report.json").unlink(missing_ok=True)

@@ -175,8 +175,10 @@ def test_cli_user_errors_are_one_line(tmp_path):
     src.write_text(chat("fine") + "\n")
     (tmp_path / "taken").write_text("x")
     (tmp_path / "empty").mkdir()
-    for args in ([str(src), "--out", str(tmp_path / "taken")], [str(tmp_path / "empty"), "--out", str(tmp_path / "o")]):
-        res = subprocess.run([sys.executable, "-m", "siamgpt_jax.cli", "verify", *args, "--no-progress", "--no-tokens"],
+    for args in ([str(src), "--out", str(tmp_path / "taken"), "--no-tokens"],
+                 [str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--no-tokens"],
+                 [str(src), "--out", str(tmp_path / "o"), "--tokenizer", str(tmp_path / "empty")]):
+        res = subprocess.run([sys.executable, "-m", "siamgpt_jax.cli", "verify", *args, "--no-progress"],
                              capture_output=True, text=True, cwd=ROOT)
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
         assert res.stderr.startswith("siamgpt-jax verify: error:") and "Traceback" not in res.stderr
