@@ -244,14 +244,17 @@ def check_out_dir(out_dir: Path) -> Path:
 
 
 def check_chat_form(items: list[InputLine], path: Path, sample: int = 20) -> None:
-    """UserError if none of a file's first `sample` JSON objects has a conversation field: a
-    corpus in another shape would otherwise become N invalid records and "0 verified"."""
+    """UserError if none of a file's first `sample` lines is a JSON object with a conversation
+    field: a file in another format or shape would otherwise become N invalid records and
+    "0 verified". One usable record among them is enough (the rest are counted as invalid)."""
     seen = 0
     keys: list[str] = []
+    first: bytes | None = None
     for it in items:
         if it.raw is None:
             continue
         seen += 1
+        first = first if first is not None else it.raw
         try:
             obj = json.loads(it.raw)
         except (ValueError, RecursionError):
@@ -265,6 +268,9 @@ def check_chat_form(items: list[InputLine], path: Path, sample: int = 20) -> Non
     if seen and keys:
         raise UserError(f"{path}: no conversation in its first {seen} records (need 'messages' or 'conversations', "
                         f"or 'prompt' + 'response'); the records have fields {keys}")
+    if seen:
+        raise UserError(f"{path}: not JSON lines: none of its first {seen} non-blank lines is a JSON object "
+                        f"(the first starts {first[:40]!r})")
 
 
 def run_verification(
@@ -295,12 +301,14 @@ def run_verification(
     if tokens is not None and tokenizer is None:
         from siamgpt_jax.loader.tokenizer import load_tokenizer
 
-        tokenizer = load_tokenizer(tokens.tokenizer)  # before the pass: a bad path fails now
+        try:  # before the pass: a bad tokenizer path fails now
+            tokenizer = load_tokenizer(tokens.tokenizer)
+        except (OSError, ValueError) as e:
+            raise UserError(f"tokenizer for the token stage: {e}") from None
     items: list[InputLine] = []
     for f in files:
         shard = list(read_shard(f))
-        if not f.name.lower().endswith(".parquet"):
-            check_chat_form(shard, f)
+        check_chat_form(shard, f)
         items += shard
     # From here on the folder holds no report of an earlier run: a run that stops leaves none.
     (out_dir / "report.json").unlink(missing_ok=True)

@@ -131,6 +131,10 @@ def test_unknown_formats_are_errors_not_zero_verified(tmp_path):
     alpaca.write_text(json.dumps({"instruction": "Say hi", "input": "", "output": "hi"}) + "\n")
     with pytest.raises(UserError, match=r"no conversation .*\['input', 'instruction', 'output'\]"):
         verify(alpaca, tmp_path / "out")
+    text = tmp_path / "notes.jsonl"  # a .jsonl name, but not JSON
+    text.write_text("prompt,response\nhi,hello\n")
+    with pytest.raises(UserError, match=r"notes.jsonl: not JSON lines: none of its first 2 non-blank lines is a JSON object"):
+        verify(text, tmp_path / "out")
     blank = tmp_path / "blank.jsonl"
     blank.write_text("\n\n")
     with pytest.raises(UserError, match="no records"):
@@ -171,8 +175,10 @@ def test_cli_user_errors_are_one_line(tmp_path):
     src.write_text(chat("fine") + "\n")
     (tmp_path / "taken").write_text("x")
     (tmp_path / "empty").mkdir()
-    for args in ([str(src), "--out", str(tmp_path / "taken")], [str(tmp_path / "empty"), "--out", str(tmp_path / "o")]):
-        res = subprocess.run([sys.executable, "-m", "siamgpt_jax.cli", "verify", *args, "--no-progress", "--no-tokens"],
+    for args in ([str(src), "--out", str(tmp_path / "taken"), "--no-tokens"],
+                 [str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--no-tokens"],
+                 [str(src), "--out", str(tmp_path / "o"), "--tokenizer", str(tmp_path / "empty")]):
+        res = subprocess.run([sys.executable, "-m", "siamgpt_jax.cli", "verify", *args, "--no-progress"],
                              capture_output=True, text=True, cwd=ROOT)
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
         assert res.stderr.startswith("siamgpt-jax verify: error:") and "Traceback" not in res.stderr

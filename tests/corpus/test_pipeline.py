@@ -133,12 +133,12 @@ def test_length_caps_and_prompt_response_form():
 
 def test_cli_exit_codes(tmp_path):
     bad = tmp_path / "b.jsonl"
-    bad.write_text("not json\n")
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\nnot json\n')
     env_cmd = [sys.executable, "-m", "siamgpt_jax.cli", "verify", str(bad), "--out", str(tmp_path / "o"), "--no-progress", "--no-tokens"]
     ok = subprocess.run(env_cmd, capture_output=True, text=True, cwd=ROOT)
-    assert ok.returncode == 0 and "verified 0/1" in ok.stdout
+    assert ok.returncode == 0 and "verified 1/2" in ok.stdout
     fail = subprocess.run(env_cmd + ["--fail-on-invalid"], capture_output=True, text=True, cwd=ROOT)
-    assert fail.returncode == 1 and "b.jsonl:1" in fail.stderr
+    assert fail.returncode == 1 and "b.jsonl:2" in fail.stderr
 
 
 
