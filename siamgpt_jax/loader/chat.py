@@ -23,8 +23,11 @@ EMPTY_THINK = "<think>\n\n</think>\n\n"
 _FORBIDDEN_IN_CONTENT = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
 # Same rendering as `encode_chat`, for transformers' `apply_chat_template` on saved tokenizers.
+# `enable_thinking` is Qwen3's own switch: false (or undefined) gives the empty think block.
 CHAT_TEMPLATE = (
-    "{%- set empty_think = empty_think if empty_think is defined else true -%}"
+    "{%- if empty_think is not defined -%}"
+    "{%- set empty_think = not enable_thinking if enable_thinking is defined else true -%}"
+    "{%- endif -%}"
     "{%- for message in messages -%}"
     "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
     "{%- if message['role'] == 'assistant' and loop.last and empty_think -%}"
@@ -45,6 +48,13 @@ class ChatFormatError(ValueError):
 
 def validate_messages(messages: Any, where: str = "conversation") -> None:
     """Raise ChatFormatError for anything encode_chat cannot render faithfully."""
+    validate_turns(messages, where)
+    if not any(m["role"] == "assistant" for m in messages):
+        raise ChatFormatError(f"{where}: conversation has no assistant turn")
+
+
+def validate_turns(messages: Any, where: str = "conversation") -> None:
+    """The checks every rendering needs (roles, order, content); a training record also needs an assistant turn."""
     if not isinstance(messages, (list, tuple)) or not messages:
         raise ChatFormatError(f"{where}: 'messages' must be a non-empty list, got {type(messages).__name__}")
     for i, m in enumerate(messages):
@@ -60,8 +70,6 @@ def validate_messages(messages: Any, where: str = "conversation") -> None:
         for tok in _FORBIDDEN_IN_CONTENT:
             if tok in content:
                 raise ChatFormatError(f"{where}: message {i} ({role}) contains the control token {tok}")
-    if not any(m["role"] == "assistant" for m in messages):
-        raise ChatFormatError(f"{where}: conversation has no assistant turn")
 
 
 def _role_header(tokenizer, role: str) -> list[int]:
@@ -89,7 +97,25 @@ def encode_chat(
     if train_on not in TRAIN_ON:
         raise ValueError(f"train_on must be one of {list(TRAIN_ON)}, got {train_on!r}")
     validate_messages(messages, where)
-    last_assistant = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return _render(tokenizer, messages, train_on, empty_think)
+
+
+def encode_generation_prompt(
+    tokenizer, messages: Sequence[dict[str, str]], *, enable_thinking: bool = False, where: str = "conversation"
+) -> list[int]:
+    """The prompt for the next assistant turn, as Qwen3's template renders it with
+    add_generation_prompt=True: the conversation, then `<|im_start|>assistant\\n`, then (with
+    enable_thinking=False) the empty think block, which tells Qwen3 to answer without thinking."""
+    validate_turns(messages, where)
+    if messages[-1]["role"] == "assistant":
+        raise ChatFormatError(f"{where}: the last message is an assistant turn; generation needs a user or system turn last")
+    ids, _ = _render(tokenizer, messages, "all_assistant", empty_think=False)
+    header = _role_header(tokenizer, "assistant")
+    return ids + header + ([] if enable_thinking else tokenizer._chat_headers["think"])
+
+
+def _render(tokenizer, messages, train_on, empty_think) -> tuple[list[int], list[int]]:
+    last_assistant = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
     ids: list[int] = []
     mask: list[int] = []
     for i, m in enumerate(messages):
