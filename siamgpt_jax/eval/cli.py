@@ -29,13 +29,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--enable-thinking", action="store_true", help="let Qwen3 think (the think block is not scored)")
-    g.add_argument("--batch-size", type=int, default=16)
+    g.add_argument("--batch-size", type=int, default=16, help="requests sent together (a local model's batch, an endpoint's concurrency)")
+    g.add_argument("--max-len", type=int, default=4096, help="a local model's KV-cache length, prompt + answer (default 4096)")
+    g.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="a local model's compute dtype")
     g.add_argument("--limit", type=int, default=None, help="only the first N prompts of each set (a smoke run)")
     p.add_argument("--rescore", action="store_true", help="generate nothing: score the saved generations again")
     j = p.add_argument_group("judge (multi-turn; skipped without one)")
     j.add_argument("--judge-base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     j.add_argument("--judge-model", default=None)
     j.add_argument("--judge-max-tokens", type=int, default=1024)
+    j.add_argument("--judge-retries", type=int, default=5, help="retries per judge request (backoff) before the endpoint counts as down")
     j.add_argument("--baseline", default=None,
                    help="pairwise baseline: a --model label, or a model name in the multi-turn file's 'baselines' (default: the first --model, when there are several)")
 
@@ -66,19 +69,22 @@ def _run(args: argparse.Namespace) -> int:
                             enable_thinking=args.enable_thinking, batch_size=args.batch_size, limit=args.limit,
                             rescore=args.rescore, judge=judge, baseline=args.baseline)
     entries = models_mod.expand(args.model, args.steps)
-    report = run_eval(entries, args.out, settings, backend_factory=open_model, judge_factory=open_judge)
+    report = run_eval(entries, args.out, settings, backend_factory=lambda spec: open_model(spec, args),
+                      judge_factory=lambda judge_settings: open_judge(judge_settings, args))
     print((args.out / "report.md").read_text(encoding="utf-8"))
     print(f"report: {args.out / 'report.json'}, {args.out / 'report.md'}, {args.out / 'scores.png'}")
     return 1 if report["judge_failed"] else 0
 
 
-def open_model(spec: str):
+def open_model(spec: str, args: argparse.Namespace):
+    from siamgpt_jax.generate.open_backend import is_url, open_backend
+
+    if is_url(spec):
+        return open_backend(spec, concurrency=args.batch_size)
+    return open_backend(spec, max_batch=args.batch_size, max_len=args.max_len, dtype=args.dtype)
+
+
+def open_judge(settings, args: argparse.Namespace):
     from siamgpt_jax.generate.open_backend import open_backend
 
-    return open_backend(spec)
-
-
-def open_judge(settings):
-    from siamgpt_jax.generate.open_backend import open_backend
-
-    return open_backend(settings.spec)
+    return open_backend(settings.spec, concurrency=args.batch_size, max_retries=args.judge_retries)

@@ -345,6 +345,9 @@ def run_eval(models: list[ModelEntry], out: str | Path, settings: EvalSettings,
         sets["stability"] = lim(data.read_stability(settings.stability_file))
     if "multi_turn" in settings.tasks:
         sets["multi_turn"] = lim(data.read_multi_turn(settings.multi_turn_file))
+    if "multi_turn" in sets and settings.baseline is not None and settings.baseline not in {m.label for m in models} \
+            and not any(settings.baseline in it.baselines for it in sets["multi_turn"]):
+        raise UserError(f"--baseline {settings.baseline!r} is neither a --model label nor a baseline in {settings.multi_turn_file}")
     messages: list[str] = []
     evals = [ModelEval(m, out, settings, backend_factory) for m in models]
     for me in evals:
@@ -390,12 +393,17 @@ def _judge_all(evals: list[ModelEval], items: list[data.MultiTurnItem], settings
             baseline = {it.id: it.baselines[base_label] for it in items if base_label in it.baselines}
         else:
             raise UserError(f"--baseline {base_label!r} is neither a --model label nor a baseline in {settings.multi_turn_file}")
-    jd = None
+    jd = backend = None
     if settings.judge is None:
         messages.append("multi-turn: no judge given (--judge-base-url, --judge-model): answers are saved, judging skipped")
-    elif judge_factory is not None:
-        jd = Judge(settings.judge, judge_factory(settings.judge), settings.batch_size)
     failed = False
+    if settings.judge is not None and judge_factory is not None:
+        try:
+            backend = judge_factory(settings.judge)
+            jd = Judge(settings.judge, backend, settings.batch_size)
+        except UserError as e:  # the endpoint refused at once: report the rest, judge nothing
+            messages.append(f"judge: {e}")
+            failed = True
     try:
         for me in evals:
             is_base = base_label == me.entry.label
@@ -411,6 +419,6 @@ def _judge_all(evals: list[ModelEval], items: list[data.MultiTurnItem], settings
             res["judged"] = settings.judge is not None
             me.result["multi_turn"] = res
     finally:
-        if jd is not None:
-            jd.backend.close()
+        if backend is not None:
+            backend.close()
     return failed
