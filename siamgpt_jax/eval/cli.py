@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
                             stability_file=args.stability_file, multi_turn_file=args.multi_turn_file, sampling=sampling,
                             enable_thinking=args.enable_thinking, batch_size=args.batch_size, limit=args.limit,
                             rescore=args.rescore, judge=judge, baseline=args.baseline)
-    entries = models_mod.expand(args.model, args.steps)
+    entries = models_mod.expand(args.model, args.steps, must_exist=not args.rescore)
     report = run_eval(entries, args.out, settings, backend_factory=lambda spec: open_model(spec, args),
                       judge_factory=lambda judge_settings: open_judge(judge_settings, args))
     print((args.out / "report.md").read_text(encoding="utf-8"))

@@ -34,8 +34,9 @@ def slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", label).strip("_") or "model"
 
 
-def expand(specs: list[str], steps: list[int] | None = None) -> list[ModelEntry]:
-    """`[LABEL=]SPEC` each; a run folder becomes one entry per step. Labels must be unique."""
+def expand(specs: list[str], steps: list[int] | None = None, *, must_exist: bool = True) -> list[ModelEntry]:
+    """`[LABEL=]SPEC` each; a run folder becomes one entry per step. Labels must be unique.
+    must_exist=False (rescoring saved generations) takes a missing folder as one model."""
     out: list[ModelEntry] = []
     for raw in specs:
         m = re.match(r"^([\w.@+-]+)=(.+)$", raw)  # a label has no "/" or ":", so paths and URLs stay whole
@@ -44,6 +45,9 @@ def expand(specs: list[str], steps: list[int] | None = None) -> list[ModelEntry]
             out.append(ModelEntry(label or spec, spec))
             continue
         path = Path(spec)
+        if not path.exists() and not must_exist:
+            out.append(ModelEntry(label or path.name, spec))
+            continue
         if not path.exists():
             raise UserError(f"--model {spec}: no such folder (expected an HF folder, a run folder, a checkpoint or an http(s) endpoint)")
         base = label or path.name

@@ -254,26 +254,29 @@ class Judge:
         self.sampling = SamplingParams(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, seed=settings.seed)
 
     def run(self, store: JsonlStore, jobs: list[tuple[str, list[dict[str, str]], dict[str, Any]]], desc: str) -> None:
-        """jobs: (key, messages, meta). Raises JudgeUnavailable after saving whatever came back."""
+        """jobs: (key, messages, meta). A request that fails after the backend's retries is saved as a
+        judge error (scored as unreadable, asked again on the next run); a batch where every request
+        fails means the endpoint is down: JudgeUnavailable, after saving whatever came back."""
         todo = []
         for key, msgs, meta in jobs:
             fp = fingerprint({"messages": msgs})
             row = store.get(key, fp)
-            if row is None or row.get("judge_model") != self.settings.model:
+            if row is None or row.get("judge_model") != self.settings.model or row.get("error"):
                 todo.append((key, fp, msgs, meta))
         with tqdm(total=len(todo), desc=desc, unit="verdict", file=sys.stderr, disable=None if todo else True) as bar:
             for i in range(0, len(todo), self.batch):
                 chunk = todo[i:i + self.batch]
                 gens = self.backend.generate([GenerationRequest(messages=tuple(m), sampling=self.sampling) for _, _, m, _ in chunk])
-                good = [{"key": k, "fp": fp, **meta, "judge_model": self.settings.model, "output": g.text}
-                        for (k, fp, _, meta), g in zip(chunk, gens) if g.finish_reason != "error"]
-                store.append(good)
-                bar.update(len(chunk))
                 failed = [g for g in gens if g.finish_reason == "error"]
-                if failed:
+                down = len(failed) == len(chunk)
+                store.append({"key": k, "fp": fp, **meta, "judge_model": self.settings.model, "output": g.text,
+                              "error": g.error if g.finish_reason == "error" else None}
+                             for (k, fp, _, meta), g in zip(chunk, gens) if not (down and g.finish_reason == "error"))
+                bar.update(len(chunk))
+                if down:
                     raise JudgeUnavailable(
                         f"judge {self.settings.model} at {self.settings.base_url} failed after retries: {failed[0].error}; "
-                        f"{len(store.rows)} verdicts saved in {store.path}, rerun to continue")
+                        f"verdicts so far are saved in {store.path}, rerun to continue")
 
 
 def judge_model(me: ModelEval, items: list[data.MultiTurnItem], answers: dict[str, tuple[str, ...]],
@@ -301,7 +304,7 @@ def judge_model(me: ModelEval, items: list[data.MultiTurnItem], answers: dict[st
         row = saved(single_store, key, msgs)
         if row is None:
             continue
-        rating, why = judge.parse_rating(row["output"])
+        rating, why = judge.parse_rating(row["output"]) if not row.get("error") else (None, row["error"])
         single_rows.append({**meta, "category": cat[meta["id"]], "rating": rating, "parse_error": why or None})
     by_turn: dict[tuple[str, int], dict[str, str]] = {}
     for key, msgs, meta in pair_jobs:
@@ -311,7 +314,7 @@ def judge_model(me: ModelEval, items: list[data.MultiTurnItem], answers: dict[st
     for (iid, turn), outs in sorted(by_turn.items()):
         if len(outs) < 2:
             continue
-        verdicts = {o: judge.parse_pairwise(outs[o], o) for o in judge.ORDERS}
+        verdicts = {o: judge.parse_pairwise(outs[o], o) for o in judge.ORDERS}  # an error row's output is "": unreadable
         pair_rows.append({"id": iid, "turn": turn, "category": cat[iid], "outcome": judge.combine_orders(*(verdicts[o][0] for o in judge.ORDERS)),
                           **{o: verdicts[o][0] for o in judge.ORDERS}})
     _write_jsonl(me.dir / "judge_scores.jsonl", single_rows + pair_rows)
