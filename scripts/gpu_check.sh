@@ -2,6 +2,8 @@
 # The GPU check, as one command on a machine with an accelerator (results under ${OUT:-gpu_out}/):
 #   1. cuDNN attention vs the XLA reference (values, grads, packed segments) and which path "auto" picks
 #   2. train-step tokens/s and MFU of Qwen3-1.7B at seq_len 4096 (bf16 compute, fp32 params + AdamW)
+#   3. `siamgpt-jax eval` wall time and tokens/s on the 105 IFEval-Th prompts, Qwen3-1.7B shape in bf16
+#      (skipped, with one line saying why, where the eval's packages are missing)
 # Runs unchanged on CPU at a tiny size: SIZE=tiny bash scripts/gpu_check.sh
 # Needs only jax, flax, optax, orbax-checkpoint and numpy, which the lent GPU machine's image has:
 # no wheels to carry (tests/train/test_bench_scripts.py runs it with grain, pythainlp etc. hidden).
@@ -14,10 +16,14 @@ python3 -c "import jax; print(jax.__version__, jax.devices())" | tee "$out/devic
 if [ "${SIZE:-full}" = tiny ]; then
   python3 scripts/gpu_check.py --preset qwen3-tiny --seq-len 128 --batch 2 --steps 1 --dtype float32 \
     --remat full --attention xla --json "$out/mfu.jsonl"
-  exit $?
+  rc=$?
+  python3 scripts/bench_eval.py --preset qwen3-tiny --limit 16 --max-new-tokens 8 --batch-size 16 --json "$out/eval.jsonl" 2>&1 | tail -25
+  exit $rc
 fi
 timeout 180 python3 tests/model/gpu_attention_check.py "$out/attention.json" 2>&1 | tail -20
 python3 scripts/gpu_check.py --preset qwen3-1.7b --seq-len 4096 --batch 8 --steps 5 --warmup 2 \
   --remat full,dots --attention cudnn --json "$out/mfu.jsonl" 2>&1 | grep -v "^W0000"
 python3 scripts/gpu_check.py --preset qwen3-1.7b --seq-len 4096 --batch 8 --steps 3 --warmup 1 \
   --remat full --attention xla --json "$out/mfu.jsonl" 2>&1 | grep -v "^W0000"
+timeout 600 python3 scripts/bench_eval.py --preset qwen3-1.7b --dtype bfloat16 --batch-size 64 --max-new-tokens 512 \
+  --json "$out/eval.jsonl" 2>&1 | grep -v "^W0000" | tail -25
