@@ -18,7 +18,7 @@ from tqdm import tqdm
 from siamgpt_jax.errors import UserError
 from siamgpt_jax.eval import data, ifeval, judge, stability
 from siamgpt_jax.eval.models import ModelEntry, slug
-from siamgpt_jax.eval.store import JsonlStore, fingerprint
+from siamgpt_jax.eval.store import JsonlStore, fingerprint, write_atomic
 from siamgpt_jax.generate.backend import Backend, GenerationRequest, SamplingParams
 
 TASKS = ("ifeval", "stability", "multi_turn")
@@ -238,8 +238,6 @@ class ModelEval:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    from siamgpt_jax.eval.store import write_atomic
-
     write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
