@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "import-hf": ("siamgpt_jax.convert.cli_import", "HF safetensors folder -> orbax checkpoint of params"),
     "export-hf": ("siamgpt_jax.convert.cli_export", "orbax checkpoint of params -> HF safetensors folder"),
     "mesh": ("siamgpt_jax.parallel.cli", "mesh-layout experiments: plan, compile, bench"),
+    "generate": ("siamgpt_jax.generate.cli", "JSONL of prompts -> JSONL of responses with the in-process KV-cache sampler"),
     "serve": ("siamgpt_jax.generate.cli_serve", "OpenAI-compatible HTTP server (batched) for a model or endpoint"),
     "eval": ("siamgpt_jax.eval.cli", "IFEval-Th, code-switching stability and multi-turn (LLM judge) for models and steps, one report"),
 }

@@ -39,13 +39,13 @@ def error_body(message: str, *, kind: str = "invalid_request_error", param: str 
 
 
 class TextPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     type: Literal["text"]
     text: str
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # e.g. "name": accepted, unused
+    model_config = ConfigDict(extra="ignore", strict=True)  # e.g. "name": accepted, unused
     role: Literal[ROLES]  # the loader's ChatML roles: one list for training and serving
     content: str | list[TextPart]
 
@@ -54,20 +54,20 @@ class ChatMessage(BaseModel):
 
 
 class ChatTemplateKwargs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     enable_thinking: bool = False
 
 
 class _Common(BaseModel):
     """Fields shared by /v1/chat/completions and /v1/completions."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # "5" is not 5, true is not 1.0
 
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)  # OpenAI's default
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=-1)  # vLLM's extra; -1 and 0 both mean off
+    top_k: int = Field(0, ge=-1, lt=2**31)  # vLLM's extra; -1 and 0 both mean off
     seed: int | None = Field(None, ge=0, lt=2**63)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1)

@@ -163,6 +163,9 @@ class Batcher:
             s.prompt_tokens += sum(g.prompt_tokens for g in gens)
             s.completion_tokens += sum(g.completion_tokens for g in gens)
             s.busy_s += elapsed
+        new_tokens = sum(g.completion_tokens for g in gens)
+        log.info("batch of %d sequences (%d requests): %d new tokens in %.2fs (%.1f tok/s)", len(requests),
+                 len(live), new_tokens, elapsed, new_tokens / max(elapsed, 1e-9))
         at = 0
         for j in live:
             _resolve(j, result=gens[at:at + len(j.requests)])

@@ -55,6 +55,43 @@ class SequenceOutput:
     logprobs: list[float] | None = None
 
 
+class _DeviceFunctions:
+    """The jitted prefill and decode-chunk functions for one model shape; jax.jit keeps one
+    compiled program per input shape (bucket) and sharding."""
+
+    def __init__(self, config: Qwen3Config, dtype, chunk: int, lm_head: str):
+        self.config, self.dtype, self.chunk, self.lm_head = config, dtype, chunk, lm_head
+        self.traces = 0
+        self.prefill = jax.jit(self._prefill, donate_argnums=(1,))
+        self.decode = jax.jit(self._decode, donate_argnums=(1,))
+
+    def _forward(self, params, tokens, positions, cache, index, kv_start):
+        h, cache = forward_cached(params, self.config, tokens, positions, cache, index, kv_start, dtype=self.dtype)
+        return lm_logits(h[:, -1], params[self.lm_head]), cache
+
+    def _prefill(self, params, cache, tokens, positions, kv_start, keys, temperature, top_k, top_p):
+        self.traces += 1
+        logits, cache = self._forward(params, tokens, positions, cache, jnp.int32(0), kv_start)
+        token, logprob = sample(logits, keys, jnp.int32(0), temperature, top_k, top_p)
+        return cache, token, logprob
+
+    def _decode(self, params, cache, token, position, index, step, kv_start, keys, temperature, top_k, top_p):
+        """`chunk` decode steps, each sampled token fed back in. Returns tokens/logprobs [chunk, B]."""
+        self.traces += 1
+
+        def one(carry, _):
+            cache, token, position, index, step = carry
+            logits, cache = self._forward(params, token[:, None], position[:, None], cache, index, kv_start)
+            token, logprob = sample(logits, keys, step, temperature, top_k, top_p)
+            return (cache, token, position + 1, index + 1, step + 1), (token, logprob)
+
+        (cache, *_), (tokens, logprobs) = jax.lax.scan(one, (cache, token, position, index, step), None, length=self.chunk)
+        return cache, tokens, logprobs
+
+
+_COMPILED: dict[tuple, _DeviceFunctions] = {}
+
+
 def model_params(model) -> dict[str, Any]:
     """A Qwen3 module's params as the Sampler takes them (with lm_head when it is untied)."""
     params = model.param_arrays()
@@ -94,37 +131,18 @@ class Sampler:
         self.mesh, self.rules = mesh, rules
         self.max_batch = max_batch
         self.chunk = chunk
-        self.traces = 0  # how many times a function was traced (= compiled): one per bucket
         lm_head = "embed" if config.tie_word_embeddings else "lm_head"
         if lm_head not in params:
             raise ValueError(f"params have no {lm_head!r} (tie_word_embeddings={config.tie_word_embeddings})")
-        self._lm_head = lm_head
-        self._prefill = jax.jit(self._prefill_fn, donate_argnums=(1,))
-        self._decode = jax.jit(self._decode_fn, donate_argnums=(1,))
+        key = (repr(config), str(self.dtype), chunk, lm_head)
+        if key not in _COMPILED:  # shared by every Sampler of this model shape: a new one does not recompile
+            _COMPILED[key] = _DeviceFunctions(config, self.dtype, chunk, lm_head)
+        self._fns = _COMPILED[key]
 
-    # ---- device functions ---------------------------------------------------------------------
-    def _forward(self, params, tokens, positions, cache, index, kv_start):
-        h, cache = forward_cached(params, self.config, tokens, positions, cache, index, kv_start, dtype=self.dtype)
-        return lm_logits(h[:, -1], params[self._lm_head]), cache
-
-    def _prefill_fn(self, params, cache, tokens, positions, kv_start, keys, temperature, top_k, top_p):
-        self.traces += 1
-        logits, cache = self._forward(params, tokens, positions, cache, jnp.int32(0), kv_start)
-        token, logprob = sample(logits, keys, jnp.int32(0), temperature, top_k, top_p)
-        return cache, token, logprob
-
-    def _decode_fn(self, params, cache, token, position, index, step, kv_start, keys, temperature, top_k, top_p):
-        """`chunk` decode steps: feeds each sampled token back in. Returns tokens/logprobs [chunk, B]."""
-        self.traces += 1
-
-        def one(carry, _):
-            cache, token, position, index, step = carry
-            logits, cache = self._forward(params, token[:, None], position[:, None], cache, index, kv_start)
-            token, logprob = sample(logits, keys, step, temperature, top_k, top_p)
-            return (cache, token, position + 1, index + 1, step + 1), (token, logprob)
-
-        (cache, *_), (tokens, logprobs) = jax.lax.scan(one, (cache, token, position, index, step), None, length=self.chunk)
-        return cache, tokens, logprobs
+    @property
+    def traces(self) -> int:
+        """How many times the device functions were traced (= compiled): one per bucket."""
+        return self._fns.traces
 
     # ---- host loop ----------------------------------------------------------------------------
     def generate(
@@ -178,10 +196,11 @@ class Sampler:
         top_k = np.array([s.top_k for s in rows], np.int32)
         top_p = np.array([s.top_p for s in rows], np.float32)
 
+        prefill, decode = self._fns.prefill, self._fns.decode
         with use_mesh_rules(self.mesh, self.rules):
             keys = row_keys(seeds)
             cache = empty_cache(self.config, B, T, self.cache_dtype, mesh=self.mesh, rules=self.rules)
-            cache, token, logprob = self._prefill(self.params, cache, tokens, positions, kv_start, keys, temperature, top_k, top_p)
+            cache, token, logprob = prefill(self.params, cache, tokens, positions, kv_start, keys, temperature, top_k, top_p)
             first = (np.asarray(token)[None], np.asarray(logprob)[None])
 
             out_tokens: list[list[int]] = [[] for _ in range(n)]
@@ -210,7 +229,7 @@ class Sampler:
             while any(f is None for f in finish):
                 if index + self.chunk > T:  # cannot happen: T leaves room for max_new_tokens
                     raise AssertionError(f"cache of {T} slots is full at slot {index}")
-                cache, chunk_tokens, chunk_logprobs = self._decode(
+                cache, chunk_tokens, chunk_logprobs = decode(
                     self.params, cache, token, position, np.int32(index), np.int32(step), kv_start,
                     keys, temperature, top_k, top_p,
                 )

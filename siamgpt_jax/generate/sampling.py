@@ -29,7 +29,8 @@ def filter_logits(logits: jnp.ndarray, top_k: jnp.ndarray, top_p: jnp.ndarray) -
     keep = rank < k
     probs = jax.nn.softmax(jnp.where(keep, sorted_logits, NEG_INF), axis=-1)
     mass_before = jnp.cumsum(probs, axis=-1) - probs
-    keep &= mass_before < top_p[:, None]
+    # top_p 1.0 is off: in float32 the mass reaches 1.0 before the last tiny tokens, which would go
+    keep &= (mass_before < top_p[:, None]) | (top_p[:, None] >= 1.0)
     keep_sorted = keep.at[:, 0].set(True)
     # back to vocabulary order: the rank of each token is where `order` puts it
     keep_vocab = jnp.zeros_like(keep_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(keep_sorted)

@@ -46,17 +46,17 @@ def _error(status: int, message: str, **kw) -> JSONResponse:
     return JSONResponse(error_body(message, **kw), status_code=status)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    """The first pydantic error as one line: 'messages.0.role: Input should be ...'."""
+def _validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
+    """The first pydantic error as one line, 'messages.0.role: Input should be ...', and its field."""
     errors = exc.errors()
     if not errors:
-        return "invalid request"
+        return "invalid request", None
     e = errors[0]
     if e.get("type") == "json_invalid":
-        return f"request body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))}"
-    loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        return f"request body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))}", None
+    loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or None
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc or 'body'}: {e.get('msg')}{more}"
+    return f"{loc or 'body'}: {e.get('msg')}{more}", loc
 
 
 def create_app(backend: Backend, *, model_name: str | None = None, api_key: str | None = None,
@@ -93,7 +93,8 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError):
-        return _error(400, _validation_message(exc))
+        message, param = _validation_error(exc)
+        return _error(400, message, param=param)
 
     @app.exception_handler(RequestError)
     async def on_request_error(request: Request, exc: RequestError):

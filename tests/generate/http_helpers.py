@@ -41,12 +41,13 @@ def listening_addresses(port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def serve_subprocess(args: list[str], port: int, *, timeout_s: float = 240.0):
+def serve_subprocess(args: list[str], port: int, *, timeout_s: float = 240.0, env: dict | None = None):
     """Start `siamgpt-jax serve ARGS --port PORT`; yield (process, base URL) once /health answers."""
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"siamgpt-serve-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "siamgpt_jax.cli", "serve", *args, "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                env=None if env is None else os.environ | env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s

@@ -30,10 +30,17 @@ def flaky_app(failures: dict[str, list[int]]):
     async def models():
         return {"object": "list", "data": [{"id": "teacher", "object": "model", "created": 0, "owned_by": "t"}]}
 
+    app.state.in_flight = app.state.most_in_flight = 0
+
     @app.post("/v1/completions")
     async def completions(request: Request):
         body = await request.json()
         app.state.calls.append(body)
+        if body["prompt"].startswith("slow"):
+            app.state.in_flight += 1
+            app.state.most_in_flight = max(app.state.most_in_flight, app.state.in_flight)
+            await asyncio.sleep(0.3)
+            app.state.in_flight -= 1
         queued = failures.get(body["prompt"], [])
         if queued:
             status = queued.pop(0)
@@ -78,6 +85,15 @@ def test_retries_429_and_5xx_then_succeeds_and_the_rest_of_the_batch_goes_on():
     assert gens[4].text == "echo:c"
     sent = next(c for c in app.state.calls if c["prompt"] == "a")
     assert sent["top_k"] == 5 and sent["seed"] == 7 and sent["temperature"] == 0.0 and sent["max_tokens"] == 4
+
+
+def test_requests_run_concurrently_up_to_the_limit():
+    app = flaky_app({})
+    with uvicorn_thread(app, free_port()) as url:
+        with OpenAIBackend(f"{url}/v1", "teacher", concurrency=3) as backend:
+            gens = backend.generate([_prompt(f"slow {i}") for i in range(7)])
+    assert [g.text for g in gens] == [f"echo:slow {i}" for i in range(7)]  # in request order
+    assert app.state.most_in_flight == 3
 
 
 def test_timeout_is_retried_then_reported():

@@ -18,8 +18,12 @@ from tests.generate.http_helpers import free_port, listening_addresses, serve_su
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 NAME = "tiny-qwen3"
-MAX_LEN = 96
-MAX_BATCH = 8
+# Prompts and lengths are chosen so that every batch compiles into one (prompt, cache) bucket of the
+# sampler, 48 and 64 positions (chat prompts of 8-23 characters, raw prompts of 33-48 with the
+# byte tokenizer, max_tokens <= 17): each new bucket costs a compile.
+MAX_LEN = 64
+STORY = "Once upon a time there was a small cat"
+MAX_BATCH = 4
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,7 @@ def server(model_dir):
     """(base URL, port); no --host, so the default bind is what runs."""
     port = free_port()
     args = ["--model", str(model_dir), "--api-key", KEY, "--max-len", str(MAX_LEN), "--max-batch", str(MAX_BATCH),
-            "--batch-window-ms", "300", "--log-level", "warning"]
+            "--batch-window-ms", "200", "--log-level", "warning"]
     with serve_subprocess(args, port) as (_, url):
         yield url, port
 
@@ -69,7 +73,7 @@ def test_default_bind_is_loopback_and_api_key_is_enforced(server):
 def test_greedy_through_the_server_equals_in_process(client, model_dir):
     requests = [
         _chat("Hello there", logprobs=True),
-        GenerationRequest(prompt="Once upon a time", sampling=SamplingParams(max_new_tokens=6, logprobs=True)),
+        GenerationRequest(prompt=STORY, sampling=SamplingParams(max_new_tokens=6, logprobs=True)),
         GenerationRequest(messages=({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}),
                           enable_thinking=True, sampling=SamplingParams(max_new_tokens=5, stop=("a",))),
     ]
@@ -90,24 +94,24 @@ def test_greedy_through_the_server_equals_in_process(client, model_dir):
 
 def test_concurrent_requests_are_batched(client, server):
     before = _stats(server[0])
-    gens = client.generate([_chat(f"question {i}", temperature=0.8, seed=i) for i in range(6)])
+    gens = client.generate([_chat(f"question {i}", temperature=0.8, seed=i) for i in range(8)])
     after = _stats(server[0])
     assert all(g.finish_reason in ("stop", "length") for g in gens)
     jobs, batches = after["jobs"] - before["jobs"], after["batches"] - before["batches"]
-    assert jobs == 6 and batches < 6, (before, after)
+    assert jobs == 8 and batches < 8, (before, after)
     assert after["max_batch_size"] > 1
 
 
 def test_response_schema_seeds_and_n(server):
     url = server[0]
-    body = {"model": NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "temperature": 1.0,
-            "seed": 11, "n": 2, "logprobs": True}
+    body = {"model": NAME, "messages": [{"role": "user", "content": "Hi there, friend"}], "max_tokens": 5, "temperature": 1.0,
+            "seed": 11, "n": 4, "logprobs": True}
     r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=120)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["object"] == "chat.completion" and out["id"].startswith("chatcmpl-") and out["model"] == NAME
     assert isinstance(out["created"], int)
-    assert [c["index"] for c in out["choices"]] == [0, 1]
+    assert [c["index"] for c in out["choices"]] == [0, 1, 2, 3]
     for c in out["choices"]:
         assert c["message"]["role"] == "assistant" and c["finish_reason"] in ("stop", "length")
         assert all(e["logprob"] <= 0 and isinstance(e["token"], str) for e in c["logprobs"]["content"])
@@ -117,11 +121,12 @@ def test_response_schema_seeds_and_n(server):
     again = httpx.post(f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=120).json()
     assert [c["message"]["content"] for c in again["choices"]] == [c["message"]["content"] for c in out["choices"]]
 
-    r = httpx.post(f"{url}/v1/completions", json={"prompt": ["ab", "cd"], "max_tokens": 3, "temperature": 0,
+    r = httpx.post(f"{url}/v1/completions", json={"prompt": [STORY, STORY + "!"], "n": 2, "max_tokens": 3, "temperature": 0,
                                                   "logprobs": 0}, headers=AUTH, timeout=120)
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["object"] == "text_completion" and len(out["choices"]) == 2
+    assert out["object"] == "text_completion" and len(out["choices"]) == 4
+    assert out["choices"][0]["text"] == out["choices"][1]["text"]  # greedy: n copies agree
     lp = out["choices"][0]["logprobs"]
     assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["text_offset"])
 
@@ -129,7 +134,7 @@ def test_response_schema_seeds_and_n(server):
 def test_stream_gives_openai_chunks_with_the_same_text(server):
     url = server[0]
     oc = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
-    messages = [{"role": "user", "content": "Tell me"}]
+    messages = [{"role": "user", "content": "Tell me a short story"}]
     whole = oc.chat.completions.create(model=NAME, messages=messages, max_tokens=6, temperature=0)
     chunks = list(oc.chat.completions.create(model=NAME, messages=messages, max_tokens=6, temperature=0,
                                              stream=True, stream_options={"include_usage": True}))
@@ -137,7 +142,7 @@ def test_stream_gives_openai_chunks_with_the_same_text(server):
     assert text == whole.choices[0].message.content
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[0].finish_reason
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
-    raw = httpx.post(f"{url}/v1/completions", json={"prompt": "x", "max_tokens": 2, "stream": True},
+    raw = httpx.post(f"{url}/v1/completions", json={"prompt": STORY, "max_tokens": 2, "stream": True},
                      headers=AUTH, timeout=120)
     assert raw.headers["content-type"].startswith("text/event-stream")
     events = [line[len("data: "):] for line in raw.text.splitlines() if line.startswith("data: ")]
@@ -150,11 +155,13 @@ MALFORMED = [
     ("chat", {}, "messages: Field required"),
     ("chat", {"messages": "hi"}, "messages: Input should be a valid list"),
     ("chat", {"messages": []}, "messages: List should have at least 1 item"),
-    ("chat", {"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+    ("chat", {"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role: Input should be 'system', 'user' or"),
     ("chat", {"messages": [{"role": "user"}]}, "messages.0.content: Field required"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens: Input should be greater"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}, "max_tokens"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "temperature": -1}, "temperature"),
+    ("chat", {"messages": [{"role": "user", "content": "hi"}], "temperature": True}, "temperature: Input should be a valid number"),
+    ("chat", {"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, "stream: Input should be a valid boolean"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "top_p": 0}, "top_p"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "stop": [""]}, "stop strings must not be empty"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "n": MAX_BATCH + 1}, "max batch"),
@@ -183,6 +190,7 @@ def test_malformed_request_gets_a_4xx_in_openai_shape(server, route, body, messa
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert message in err["message"] and err["type"] == "invalid_request_error"
+    assert set(err) == {"message", "type", "param", "code"}
 
 
 def test_unknown_model_and_route_are_404_and_the_server_is_still_up(server):
@@ -192,13 +200,27 @@ def test_unknown_model_and_route_are_404_and_the_server_is_still_up(server):
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     assert httpx.get(f"{url}/v1/embeddings", headers=AUTH).status_code == 404
     # after every malformed request above, the server still answers a good one
-    r = httpx.post(f"{url}/v1/completions", json={"prompt": "ok", "max_tokens": 2}, headers=AUTH, timeout=120)
+    r = httpx.post(f"{url}/v1/completions", json={"prompt": STORY, "max_tokens": 2}, headers=AUTH, timeout=120)
     assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] in ("stop", "length")
 
 
 def test_unset_max_tokens_uses_what_the_cache_leaves(server):
-    r = httpx.post(f"{server[0]}/v1/chat/completions", json={"messages": [{"role": "user", "content": "Go on"}],
+    r = httpx.post(f"{server[0]}/v1/chat/completions", json={"messages": [{"role": "user", "content": "Go on, tell me a tale!"}],
                                                               "temperature": 0}, headers=AUTH, timeout=120)
     assert r.status_code == 200, r.text
     usage = r.json()["usage"]
     assert 0 < usage["completion_tokens"] <= MAX_LEN - usage["prompt_tokens"]
+
+
+def test_serve_fronts_another_endpoint_given_its_url(server):
+    """`serve --model URL`: batches and forwards to the upstream (its key from OPENAI_API_KEY)."""
+    port = free_port()
+    with serve_subprocess(["--model", f"{server[0]}/v1", "--log-level", "warning"], port,
+                          env={"OPENAI_API_KEY": KEY}) as (_, url):
+        models = httpx.get(f"{url}/v1/models").json()  # no key of its own
+        assert [m["id"] for m in models["data"]] == [NAME]
+        body = {"prompt": STORY, "max_tokens": 6, "temperature": 0}
+        via_proxy = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
+        direct = httpx.post(f"{server[0]}/v1/completions", json=body, headers=AUTH, timeout=120).json()
+        assert via_proxy["choices"][0]["text"] == direct["choices"][0]["text"]
+        assert via_proxy["usage"] == direct["usage"]
