@@ -109,23 +109,10 @@ def done_lines(out_path: Path) -> set[int]:
     return done
 
 
-def make_mesh(tensor_parallel: int):
-    if tensor_parallel <= 1:
-        return None
-    import jax
-
-    from siamgpt_jax.sharding import MESH_AXES
-
-    n = len(jax.devices())
-    if n % tensor_parallel:
-        raise UserError(f"--tensor-parallel {tensor_parallel} does not divide the {n} devices")
-    return jax.make_mesh((n // tensor_parallel, 1, tensor_parallel, 1), MESH_AXES)
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from siamgpt_jax.generate.jax_backend import JaxBackend
+    from siamgpt_jax.generate.jax_backend import JaxBackend, tensor_parallel_mesh
     from siamgpt_jax.generate.prompts import PromptTooLongError
 
     prompts_path, out_path = Path(args.prompts), Path(args.out)
@@ -139,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     model_path = Path(args.model)
-    backend = JaxBackend.from_path(model_path, tokenizer=args.tokenizer, dtype=args.dtype, mesh=make_mesh(args.tensor_parallel),
+    backend = JaxBackend.from_path(model_path, tokenizer=args.tokenizer, dtype=args.dtype, mesh=tensor_parallel_mesh(args.tensor_parallel) if args.tensor_parallel > 1 else None,
                                    max_batch=args.batch_size, max_len=args.max_len, truncate=args.truncate)
     for n, _, req in todo:  # render and size every prompt before generating any
         try:

@@ -143,6 +143,20 @@ class JaxBackend:
         self.sampler.params = None
 
 
+def tensor_parallel_mesh(tensor: int, devices=None):
+    """A mesh over all devices: `tensor` of them split each layer's heads (and the KV cache's KV
+    heads), the rest split the batch rows."""
+    import numpy as np
+    from jax.sharding import Mesh
+
+    from siamgpt_jax.sharding import MESH_AXES
+
+    devices = list(jax.devices() if devices is None else devices)
+    if tensor < 1 or len(devices) % tensor:
+        raise UserError(f"tensor parallelism {tensor} does not divide the {len(devices)} devices")
+    return Mesh(np.asarray(devices, dtype=object).reshape(len(devices) // tensor, 1, tensor, 1), MESH_AXES)
+
+
 def _stop_at(text: str, stops: Sequence[str]) -> int | None:
     """Where the earliest stop string starts in text, or None."""
     hits = [text.find(s) for s in stops if s and s in text]
