@@ -49,6 +49,7 @@ CONSTRAINTS = [
     ("thai:no_code_switching", lambda r: {}),
     ("punctuation:no_comma", lambda r: {}),
     ("detectable_format:title", lambda r: {}),
+    ("language:response_language", lambda r: {"language": "th"}),  # fastText (lid.176) for turns not all Thai
 ]
 
 
@@ -86,6 +87,11 @@ sys.path.insert(0, sys.argv[1])
 from siamgpt_jax.corpus import pipeline, thai_text
 pipeline._init_worker()
 thai_text.count_sentences_until("อุ่นเครื่อง ครับ", lambda lo, hi: False)  # load the CRF model now
+try:
+    from siamgpt_jax.corpus import langid
+    langid._detector()  # load lid.176 now (a real pass loads it once per worker, on first use)
+except AttributeError:
+    pass  # a tree from before fastText
 t0, c0 = time.perf_counter(), time.process_time()
 report = pipeline.run_verification([Path(sys.argv[2])], Path(sys.argv[3]), workers=int(sys.argv[4]), progress=False)
 print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "total": report.total}))
@@ -114,6 +120,7 @@ def per_check(corpus: Path, pairs: int) -> tuple[dict[str, float], float]:
 
     pipeline._init_worker()
     verify.check("length_constraints:number_sentences", "อุ่นเครื่อง ครับ", {"num_sentences": 9, "relation": "at least"})
+    verify.check("language:response_language", "load the model", {"language": "en"})
     spent: dict[str, float] = defaultdict(float)
     t_all = time.perf_counter()
     for raw in corpus.read_bytes().splitlines()[:pairs]:
@@ -131,6 +138,21 @@ def per_check(corpus: Path, pairs: int) -> tuple[dict[str, float], float]:
             verify.check(iid, final, {})
             spent["stability " + iid] += time.perf_counter() - t
     return dict(spent), time.perf_counter() - t_all
+
+
+def fasttext_cost(corpus: Path, pairs: int) -> tuple[float, int, int]:
+    """(CPU seconds per call, calls, characters per call) of lid.176 on every final turn, the
+    all-Thai shortcut bypassed: what language ID would cost if every pair asked the model."""
+    from siamgpt_jax.corpus import langid
+    from siamgpt_jax.corpus.script import strip_code_and_urls
+
+    texts = [strip_code_and_urls(json.loads(raw)["messages"][-1]["content"]) for raw in corpus.read_bytes().splitlines()[:pairs]]
+    detector = langid._detector()
+    detector.detect(texts[0], model="lite", k=1)
+    t = time.process_time()  # CPU time: the model call is all CPU, and the box may be shared
+    for text in texts:
+        detector.detect(text, model="lite", k=1)
+    return (time.process_time() - t) / len(texts), len(texts), sum(map(len, texts)) // len(texts)
 
 
 def crf_ratio(corpus: Path, lines: int = 300) -> tuple[float, float, int]:
@@ -184,6 +206,7 @@ def main() -> int:
         t_all, _ = timed(ROOT, corpus, tmp / "all", args.workers)
         spent, t_checks = per_check(corpus, min(args.pairs, 2000))
         t_crf_ref, t_crf_new, n_lines = crf_ratio(corpus)
+        t_ft, n_ft, chars_ft = fasttext_cost(corpus, min(args.pairs, 2000))
     n = args.pairs
     t_new, c_new = min(r[0] for r in new_runs), min(r[1] for r in new_runs)
     print(f"pairs: {n}  cores used in the all-cores run: {args.workers}  1-worker runs per tree: {len(new_runs)} (fastest counts)")
@@ -195,6 +218,8 @@ def main() -> int:
         print(f"speed-up over {args.baseline}: x{t_old / t_new:.2f} wall, x{c_old / c_new:.2f} CPU; outputs byte-identical: {same}")
     print(f"{args.workers} workers             : {t_all:7.2f} s  {n / t_all:8.0f} pairs/s       (scaling x{t_new / t_all:.2f} over 1 worker)")
     print(f"crfcut vs crf_sentences on {n_lines} Thai lines: {1e3 * t_crf_ref / n_lines:.2f} vs {1e3 * t_crf_new / n_lines:.3f} ms/line (x{t_crf_ref / t_crf_new:.1f}), identical output")
+    print(f"fastText lid.176 on every final turn, shortcut bypassed: {1e6 * t_ft:.0f} us CPU/call over {n_ft} turns of ~{chars_ft} chars;"
+          f" one model call per pair would give {1 / (c_new / n + t_ft):.0f} pairs/CPU-s")
     print(f"where the time goes (in-process, first {min(n, 2000)} pairs, {t_checks:.2f} s):")
     for name, sec in sorted(spent.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {name:48s} {100 * sec / t_checks:5.1f}%")

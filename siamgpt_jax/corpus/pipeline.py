@@ -67,9 +67,14 @@ def _init_pool_worker() -> None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _stability_verdict(iid: str, text: str):
-    """A stability check with default kwargs: once per distinct turn text (turns repeat across a corpus)."""
-    return verify.check(iid, text, {})
+def _stability_verdict(iid: str, text: str, prompt: str):
+    """A stability check with default kwargs: once per distinct turn (turns repeat across a corpus)."""
+    return verify.check(iid, text, {}, prompt=prompt)
+
+
+def _prompt_before(messages: list[dict[str, str]], turn: int) -> str:
+    """The system and user turns before `turn`: what the assistant turn answers (terms it may repeat)."""
+    return "\n".join(m["content"] for m in messages[:turn] if m["role"] != "assistant")
 
 
 def _verify_one(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_min_share: float) -> dict[str, Any]:
@@ -92,13 +97,14 @@ def _verify_record(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_
     failures: list[dict[str, Any]] = []
     runs: list[tuple[str, bool]] = []
     final = rec.messages[-1]["content"]
+    final_prompt = _prompt_before(rec.messages, len(rec.messages) - 1)
     invalid = False
     for iid, kw in zip(rec.instruction_ids, rec.kwargs_list):
         try:
-            v = verify.check(iid, final, kw)
+            v = verify.check(iid, final, kw, prompt=final_prompt)
         except verify.VerifierError as e:
             invalid = True
-            failures.append({"check": "unknown_instruction" if isinstance(e, verify.UnknownInstructionError) else "bad_kwargs", "reason": str(e)})
+            failures.append({"check": "unknown_instruction" if isinstance(e, verify.UnknownInstructionError) else "invalid_kwargs", "reason": str(e)})
             continue
         runs.append((iid, v.ok))
         if not v.ok:
@@ -112,10 +118,12 @@ def _verify_record(raw: bytes, limits: Limits, stability: tuple[str, ...], thai_
         if not (thai_share(m["content"]) >= thai_min_share or (rec.stream == AUTOIF and not asks_other_language)):
             continue
         last = turn == len(rec.messages) - 1
+        prompt = final_prompt if last else _prompt_before(rec.messages, turn)
         for iid in stability:
             if last and iid in rec.instruction_ids:
                 continue  # already run above as a constraint, with the record's own kwargs
-            v = _stability_verdict(iid, m["content"])
+            # checks that ignore the prompt get "" so their memo is shared across records
+            v = _stability_verdict(iid, m["content"], prompt if verify.lookup(iid).uses_prompt else "")
             runs.append((iid, v.ok))
             if not v.ok:
                 failures.append({"check": iid, "turn": turn, "reason": v.reason})

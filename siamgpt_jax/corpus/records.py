@@ -115,7 +115,7 @@ def parse_line(raw: bytes, limits: Limits = Limits()) -> Record:
     if stream == AUTOIF:
         _validate_autoif_fields(extra)
     elif extra.get("kwargs") not in (None, []):  # constraints without ids cannot be checked
-        raise RecordError("bad_kwargs", "'kwargs' is given without 'instruction_id_list'", SYSTEMCHAT)
+        raise RecordError("invalid_kwargs", "'kwargs' is given without 'instruction_id_list'", SYSTEMCHAT)
     return Record(stream, messages, extra)
 
 
@@ -180,4 +180,4 @@ def _validate_autoif_fields(extra: dict[str, Any]) -> None:
         raise RecordError("missing_field", "'kwargs' is missing (one object per instruction id)", AUTOIF)
     if not isinstance(kwargs, list) or len(kwargs) != len(ids):
         n = len(kwargs) if isinstance(kwargs, list) else type(kwargs).__name__
-        raise RecordError("bad_kwargs", f"'kwargs' must be a list of {len(ids)} objects (one per id), got {n}", AUTOIF)
+        raise RecordError("invalid_kwargs", f"'kwargs' must be a list of {len(ids)} objects (one per id), got {n}", AUTOIF)
