@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from siamgpt_jax.corpus.pipeline import _prompt_before  # the one definition of "the prompt a turn answers"
 from siamgpt_jax.corpus.verify import VerifierError, normalize_kwargs
 from siamgpt_jax.errors import UserError
 
@@ -42,7 +42,12 @@ class StabilityItem:
     id: str
     topic: str
     messages: tuple[dict[str, str], ...]
-    allowed_terms: tuple[str, ...]  # Latin-script terms the prompt itself uses: names, not code-switching
+    allowed_terms: tuple[str, ...] = ()  # terms an answer may use besides the prompt's own (the check spares those)
+
+    @property
+    def prompt(self) -> str:
+        """The user and system turns the answer answers, as the verification pass gives them to the checks."""
+        return _prompt_before(list(self.messages), len(self.messages))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,14 +136,6 @@ def read_ifeval(path: str | Path = IFEVAL_TH, default_language: str = "th") -> l
     return items
 
 
-_LATIN_TERM_RE = re.compile(r"[A-Za-z][A-Za-z0-9.+#'’&-]*(?:[ ][A-Za-z0-9][A-Za-z0-9.+#'’&-]*)*")
-
-
-def latin_terms(text: str) -> tuple[str, ...]:
-    """The Latin-script runs of a prompt ("iPhone 15 Pro", "Python"): a reply may name them."""
-    return tuple(dict.fromkeys(m.group().strip(" .") for m in _LATIN_TERM_RE.finditer(text)))
-
-
 def read_stability(path: str | Path = STABILITY_TH) -> list[StabilityItem]:
     path = Path(path)
     items = []
@@ -160,9 +157,7 @@ def read_stability(path: str | Path = STABILITY_TH) -> list[StabilityItem]:
         extra = obj.get("allowed_terms", [])
         if not isinstance(extra, list) or not all(isinstance(t, str) for t in extra):
             raise UserError(f"{where}: 'allowed_terms' must be a list of strings")
-        user_text = "\n".join(m["content"] for m in messages if m["role"] != "assistant")
-        terms = tuple(dict.fromkeys([*latin_terms(user_text), *extra]))
-        items.append(StabilityItem(str(obj.get("id", n)), str(obj.get("topic", "")), messages, terms))
+        items.append(StabilityItem(str(obj.get("id", n)), str(obj.get("topic", "")), messages, tuple(extra)))
     _check_unique(items, path)
     return items
 

@@ -29,12 +29,12 @@ def score_item(item: IFEvalItem, response: str | None) -> dict[str, Any]:
     if not answer.strip():
         return {"id": item.id, "group": item.group, "language_ok": False, "language_reason": "empty response",
                 "strict": [False] * n, "loose": [False] * n, "reasons": ["empty response"] * n}
-    gate = check(GATE_ID, answer, {"language": item.language})
+    gate = check(GATE_ID, answer, {"language": item.language}, prompt=item.prompt)
     strict, loose, reasons = [], [], []
     for iid, kw in zip(item.instruction_ids, item.kwargs):
-        s = check(iid, answer, kw)
+        s = check(iid, answer, kw, prompt=item.prompt)
         strict.append(s.ok)
-        loose.append(s.ok or check(iid, answer, kw, loose=True).ok)
+        loose.append(s.ok or check(iid, answer, kw, loose=True, prompt=item.prompt).ok)
         reasons.append(s.reason)
     return {"id": item.id, "group": item.group, "language_ok": gate.ok, "language_reason": gate.reason,
             "strict": strict, "loose": loose, "reasons": reasons}

@@ -3,7 +3,7 @@ verification pass runs (`corpus.verify.STABILITY_CHECKS`), and how often each ki
 
 A failure kind is read off the check that failed; `thai:no_code_switching` fails for two kinds, told
 apart by its reason (another script in the prose, or Latin-script English standing in for Thai).
-Latin terms the prompt itself uses (names, brands, code identifiers) are allowed in the answer.
+The checks get the prompt, as in the pass: terms the prompt itself uses are not code-switching.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def score_item(item: StabilityItem, response: str | None, finish_reason: str | N
     else:
         for iid in STABILITY_CHECKS:
             kwargs = {"allowed_terms": list(item.allowed_terms)} if iid == "thai:no_code_switching" and item.allowed_terms else {}
-            v = check(iid, answer, kwargs)
+            v = check(iid, answer, kwargs, prompt=item.prompt)
             if not v.ok:
                 failures.append({"check": iid, "kind": failure_kind(iid, v.reason), "reason": v.reason})
     return {"id": item.id, "topic": item.topic, "ok": not failures, "kinds": sorted({f["kind"] for f in failures}),

@@ -3,13 +3,13 @@
 import pytest
 
 from siamgpt_jax.eval import judge, stability
-from siamgpt_jax.eval.data import StabilityItem, latin_terms
+from siamgpt_jax.eval.data import StabilityItem
 
 GOOD = "การเรียนรู้ของเครื่องเป็นสาขาหนึ่งของปัญญาประดิษฐ์ ที่ให้คอมพิวเตอร์เรียนรู้จากข้อมูลแทนการเขียนกฎทีละข้อ"
 
 
 def _item(i, prompt="อธิบายการเรียนรู้ของเครื่อง"):
-    return StabilityItem(f"s{i}", "technology", ({"role": "user", "content": prompt},), latin_terms(prompt))
+    return StabilityItem(f"s{i}", "technology", ({"role": "user", "content": prompt},))
 
 
 CASES = [
@@ -36,12 +36,17 @@ def test_each_failure_kind_and_exact_rates():
 
 
 def test_terms_the_prompt_uses_are_not_code_switching():
-    prompt = "เปรียบเทียบ iPhone 15 Pro กับ Google Cloud Vertex AI Platform ในด้านราคา"
-    assert latin_terms(prompt) == ("iPhone 15 Pro", "Google Cloud Vertex AI Platform")
-    answer = "iPhone 15 Pro เป็นโทรศัพท์ ส่วน Google Cloud Vertex AI Platform เป็นบริการคลาวด์ จึงเทียบราคากันตรง ๆ ไม่ได้"
+    # The registry's rule (docs/VERIFIERS.md) gets the prompt: words the user wrote may come back.
+    prompt = "ช่วย explain หน่อยว่า machine learning model deployment pipeline ทำงานยังไง"
+    answer = "machine learning model deployment pipeline คือขั้นตอนนำโมเดลที่ฝึกแล้วไปให้บริการจริง ตั้งแต่ทดสอบจนถึงเฝ้าดูผล"
     assert stability.score_item(_item(0, prompt), answer)["ok"]
-    # the same answer to a prompt that never named the service: an inserted English phrase
-    assert stability.score_item(_item(0, "เปรียบเทียบโทรศัพท์กับบริการคลาวด์"), answer)["kinds"] == ["english_phrase"]
+    # the same answer to a prompt in Thai only: an inserted English phrase
+    assert stability.score_item(_item(0, "ช่วยอธิบายขั้นตอนนำโมเดลไปใช้งานจริง"), answer)["kinds"] == ["english_phrase"]
+    # an earlier English turn counts as the prompt too (all user and system turns before the answer)
+    conv = StabilityItem("c", "mixed", ({"role": "user", "content": "What is a deployment pipeline in machine learning?"},
+                                        {"role": "assistant", "content": "คือขั้นตอนนำโมเดลไปใช้งานครับ"},
+                                        {"role": "user", "content": "อธิบายเพิ่มเป็นภาษาไทยหน่อย"}))
+    assert "deployment pipeline" in conv.prompt and "คือขั้นตอน" not in conv.prompt
 
 
 # ---------------------------------------------------------------- judge
