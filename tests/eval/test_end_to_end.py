@@ -155,3 +155,37 @@ def test_bad_prompt_file_is_one_line_error(models, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{bad}:1: unknown instruction id 'nope:x'" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()  # nothing generated, nothing loaded
+
+
+def test_every_saved_step_of_a_run_folder(sets, tmp_path):
+    """A run folder as the trainer writes it (its Checkpointer and config record; training itself is
+    left out): one model per saved step, or the steps --steps names, charted over the step."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from siamgpt_jax import config as config_lib
+    from siamgpt_jax.model.qwen3 import init_model
+    from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
+    from siamgpt_jax.train.config import load_job_config
+    from siamgpt_jax.train.state import ModelDef, TrainState
+    from tests.generate.helpers import TINY_VOCAB, byte_tokenizer
+
+    run = tmp_path / "run"
+    tok_dir = byte_tokenizer().save(tmp_path / "tok")
+    cfg = load_job_config(None, [f"run_dir={run}", "model.preset=qwen3-tiny", "model.dtype=float32",
+                                 f"model.overrides={{vocab_size: {TINY_VOCAB}, hidden_size: 32, intermediate_size: 64, head_dim: 8}}",
+                                 f"data.tokenizer={tok_dir}"])
+    arch = cfg.model.architecture()
+    ckpt = Checkpointer(run / "checkpoints", CheckpointConfig(async_save=False))
+    for step in (10, 20, 30):
+        _, params = ModelDef.split(init_model(arch, seed=step, dtype=jnp.float32))
+        ckpt.save(step, TrainState(step=jnp.int32(step), params=params, opt_state=()), {},
+                  {"job": config_lib.to_dict(cfg), "architecture": dataclasses.asdict(arch)}, force=True)
+    ckpt.close()
+    out = tmp_path / "ev"
+    assert main(["eval", "--model", str(run), "--steps", "10,30", "--out", str(out), "--tasks", "ifeval", *sets, *COMMON]) == 0
+    rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [(m["label"], m["step"]) for m in rep["models"]] == [("run@10", 10), ("run@30", 30)]
+    assert all(m["ifeval"]["prompts"] == N for m in rep["models"])
+    assert (out / "scores.png").stat().st_size > 0
