@@ -53,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
         backend = open_backend(args.model, concurrency=args.max_batch)
         backend.check()  # fail now, not on the first request, if the upstream endpoint is down
     else:
-        from siamgpt_jax.generate.cli import make_mesh
+        from siamgpt_jax.generate.jax_backend import tensor_parallel_mesh
 
+        mesh = tensor_parallel_mesh(args.tensor_parallel) if args.tensor_parallel > 1 else None
         backend = open_backend(args.model, max_batch=args.max_batch, max_len=args.max_len, dtype=args.dtype,
-                               tokenizer=args.tokenizer, mesh=make_mesh(args.tensor_parallel))
+                               tokenizer=args.tokenizer, mesh=mesh)
     name = args.served_model_name or backend.model_name
     auth = "with an API key" if args.api_key else "without an API key"
     print(f"serving {name!r} at http://{args.host}:{args.port}/v1 ({auth}; max batch {args.max_batch}, "
