@@ -42,8 +42,8 @@ def value(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
 def markdown(report: dict[str, Any]) -> str:
     models = report["models"]
     cols = [c for c in COLUMNS if any(value(m, c[1]) is not None for m in models)]
-    lines = ["# siamgpt-jax eval", "", f"created {report['created']}; sampling "
-             + ", ".join(f"{k}={v}" for k, v in report["settings"]["sampling"].items()), ""]
+    sampling = {k: v for k, v in report["settings"]["sampling"].items() if k not in ("stop", "logprobs")}
+    lines = ["# siamgpt-jax eval", "", f"created {report['created']}; sampling " + ", ".join(f"{k}={v}" for k, v in sampling.items()), ""]
     lines.append("| model | " + " | ".join(c[0] for c in cols) + " |")
     lines.append("| --- |" + " ---: |" * len(cols))
     for m in models:
@@ -97,7 +97,8 @@ def chart(report: dict[str, Any], path: Path) -> bool:
         x = np.arange(len(models))
         w = 0.8 / len(series)
         for i, (name, vals) in enumerate(series):
-            ax.bar(x + (i - (len(series) - 1) / 2) * w, [v if v is not None else 0 for v in vals], w, label=name)
+            bars = ax.bar(x + (i - (len(series) - 1) / 2) * w, [v if v is not None else 0 for v in vals], w, label=name)
+            ax.bar_label(bars, labels=["—" if v is None else f"{v:.0f}" for v in vals], fontsize=7)
         ax.set_xticks(x, [m["label"] for m in models], rotation=20, ha="right")
     ax.set_ylim(0, 100)
     ax.set_ylabel("score (%; MT 1-10 grade ×10)")
