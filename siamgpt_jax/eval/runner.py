@@ -151,6 +151,20 @@ class ModelEval:
         self.dir = out / "models" / slug(entry.label)
         self.backend = None if settings.rescore or factory is None else LazyBackend(entry, factory)
         self.result: dict[str, Any] = {"label": entry.label, "spec": entry.spec, "step": entry.step, "generation": {}}
+        if not settings.rescore:
+            self._claim()
+
+    def _claim(self) -> None:
+        """Saved generations belong to one model: a label reused for another model is an error, not
+        a silent mix of two models' answers."""
+        meta = self.dir / "model.json"
+        if meta.exists():
+            saved = json.loads(meta.read_text(encoding="utf-8")).get("spec")
+            if saved != self.entry.spec:
+                raise UserError(f"{self.dir} holds generations of {saved}, not {self.entry.spec}: "
+                                "give this model another LABEL= or use another --out")
+        else:
+            write_atomic(meta, json.dumps({"label": self.entry.label, "spec": self.entry.spec, "step": self.entry.step}) + "\n")
 
     def store(self, name: str) -> JsonlStore:
         s = JsonlStore(self.dir / f"{name}.jsonl")

@@ -189,3 +189,10 @@ def test_every_saved_step_of_a_run_folder(sets, tmp_path):
     assert [(m["label"], m["step"]) for m in rep["models"]] == [("run@10", 10), ("run@30", 30)]
     assert all(m["ifeval"]["prompts"] == N for m in rep["models"])
     assert (out / "scores.png").stat().st_size > 0
+
+
+def test_a_label_reused_for_another_model_is_an_error(evaluated, tmp_path, capsys):
+    out, args, _ = _copy(evaluated, tmp_path)
+    other = [a.replace(a.split("=", 1)[-1], str(tmp_path)) if a.startswith("ft=") else a for a in args]
+    assert main(other) == 2
+    assert "holds generations of" in capsys.readouterr().err
