@@ -3,6 +3,8 @@
 #   1. cuDNN attention vs the XLA reference (values, grads, packed segments), whether it compiles at
 #      the training shapes (batch 2, seq 4096, packed), and which path "auto" picks
 #   2. train-step tokens/s and MFU of Qwen3-1.7B at seq_len 4096 (bf16 compute, fp32 params + AdamW)
+#   3. `siamgpt-jax eval` wall time and tokens/s on the 105 IFEval-Th prompts, Qwen3-1.7B shape in bf16
+#      (skipped, with one line saying why, where the eval's packages are missing)
 # Runs unchanged on CPU at a tiny size: SIZE=tiny bash scripts/gpu_check.sh
 # Needs only jax, flax, optax, orbax-checkpoint and numpy, which the lent GPU machine's image has:
 # no wheels to carry (tests/train/test_bench_scripts.py runs it with grain, pythainlp etc. hidden).
@@ -28,7 +30,9 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,mem
 if [ "${SIZE:-full}" = tiny ]; then
   python3 scripts/gpu_check.py --preset qwen3-tiny --seq-len 128 --batch 2 --steps 1 --dtype float32 \
     --remat full --attention xla --json "$out/mfu.jsonl"
-  exit $?
+  rc=$?
+  python3 scripts/bench_eval.py --preset qwen3-tiny --limit 16 --max-new-tokens 8 --batch-size 16 --json "$out/eval.jsonl" 2>&1 | tail -25
+  exit $rc
 fi
 timeout 300 python3 tests/model/gpu_attention_check.py "$out/attention.json" 2>&1 | tail -40 \
   || echo "attention check: FAILED or timed out (see above); going on"
@@ -36,3 +40,5 @@ python3 scripts/gpu_check.py --preset qwen3-1.7b --seq-len 4096 --batch 8 --step
   --remat full,dots --attention cudnn --json "$out/mfu.jsonl" 2>&1 | grep -v "^W0000"
 python3 scripts/gpu_check.py --preset qwen3-1.7b --seq-len 4096 --batch 8 --steps 3 --warmup 1 \
   --remat full --attention xla --json "$out/mfu.jsonl" 2>&1 | grep -v "^W0000"
+timeout 600 python3 scripts/bench_eval.py --preset qwen3-1.7b --dtype bfloat16 --batch-size 64 --max-new-tokens 512 \
+  --json "$out/eval.jsonl" 2>&1 | grep -v "^W0000" | tail -25

@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("siamgpt_jax.generate.cli", "JSONL of prompts -> JSONL of responses with the in-process KV-cache sampler"),
     "autoif": ("siamgpt_jax.autoif.cli", "synthesise Stream B (Thai AutoIF) from the seeds with a teacher model"),
     "serve": ("siamgpt_jax.generate.cli_serve", "OpenAI-compatible HTTP server (batched) for a model or endpoint"),
+    "eval": ("siamgpt_jax.eval.cli", "IFEval-Th, code-switching stability and multi-turn (LLM judge) for models and steps, one report"),
 }
 
 
