@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import shutil
 import stat
 import subprocess
@@ -118,6 +117,9 @@ class Sandbox:
             raise SandboxUnavailableError(
                 f"bubblewrap (bwrap) is not installed, and generated code never runs unsandboxed: {INSTALL_HINT}, "
                 "or pass --unsafe-no-sandbox to run it with rlimits only (not isolated; the report says so)")
+        self.prlimit = shutil.which("prlimit")
+        if self.prlimit is None:
+            raise SandboxUnavailableError("prlimit (util-linux) is not installed; it sets the sandbox's resource limits")
         self.drop_privileges = os.getuid() == 0 and not self.unsafe
         self.python, self.python_prefix = _interpreter(self.drop_privileges)
         self.batches_run = 0
@@ -149,21 +151,16 @@ class Sandbox:
                  "--tmpfs", "/tmp", "--chdir", "/tmp", "--cap-drop", "ALL"]
         return [*args, *py, SANDBOX_RUNNER_PATH]
 
-    def _limit_resources(self) -> None:
-        """Runs in the forked child before exec (bwrap and everything below it inherit the limits)."""
+    def _limits_prefix(self) -> list[str]:
+        """util-linux's prlimit sets the rlimits and execs the rest, which inherits them. (A preexec_fn
+        would do the same in a forked copy of this process, which is unsafe beside JAX's threads.)"""
         lim = self.limits
-        resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds))
-        resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (lim.max_output_bytes, lim.max_output_bytes))
         if self.drop_privileges:
-            os.setgroups([])
-            os.setgid(UNPRIVILEGED_UID)
-            os.setuid(UNPRIVILEGED_UID)
             nproc = lim.max_processes
         else:  # the limit counts all of this uid's processes, so it sits above what is running now
             nproc = _uid_process_count(os.getuid()) + lim.max_processes
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        return [self.prlimit, f"--cpu={lim.cpu_seconds}", f"--as={lim.memory_bytes}", "--core=0",
+                f"--fsize={lim.max_output_bytes}", f"--nproc={nproc}", "--"]
 
     def _self_test(self) -> None:
         ok = self._run_batch([FunctionJob("def evaluate(r):\n    return r == 'x'\n", ("x",))])
@@ -181,8 +178,11 @@ class Sandbox:
         request = json.dumps({"jobs": [{"code": j.code, "cases": list(j.cases)} for j in jobs],
                               "seconds_per_function": lim.seconds_per_function,
                               "max_line_bytes": lim.max_line_bytes}).encode()
-        proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, preexec_fn=self._limit_resources, env={}, cwd="/")
+        # as root, the sandbox runs as an unprivileged uid (the process limit does not bind root);
+        # Popen switches users itself, without running Python in the child
+        as_user = dict(user=UNPRIVILEGED_UID, group=UNPRIVILEGED_UID, extra_groups=[]) if self.drop_privileges else {}
+        proc = subprocess.Popen(self._limits_prefix() + self._command(), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}, cwd="/", **as_user)
         deadline = time.monotonic() + lim.batch_seconds
         try:
             out, err = proc.communicate(request, timeout=max(0.1, deadline - time.monotonic()))
