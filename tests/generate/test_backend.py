@@ -1,7 +1,6 @@
 """JaxBackend: chat prompts through the loader's ChatML renderer (Qwen3's thinking switch), stop
 strings, finish reasons, logprobs, per-request errors, and loading an HF folder or a training run."""
 
-import jax.numpy as jnp
 import pytest
 
 from siamgpt_jax.errors import UserError
