@@ -10,6 +10,14 @@ a GPU at 0.6B-4B:
 
 Prints one JSON line per configuration: tokens/s, step time, MFU (against --peak-tflops or the
 device's known bf16 dense peak) and peak device memory where the backend reports it.
+
+--decode times generation instead (the KV-cache sampler, greedy, random weights and prompts):
+
+    python3 scripts/gpu_check.py --decode --preset qwen3-1.7b --batch 64 --prompt-len 128 --new-tokens 512
+
+It reports prefill and decode tokens/s and the fraction of HBM bandwidth the decode reached: each
+step reads every weight matrix once (the LM head included; the embedding is a gather) and, in our
+attention, the whole KV cache, so bytes/step over step time against the device's peak bandwidth.
 """
 
 from __future__ import annotations
@@ -80,6 +88,59 @@ def run_one(args, remat: str, attention: str) -> dict:
     return out
 
 
+def run_decode(args) -> dict:
+    """Prefill and decode tokens/s of the Sampler on one device, and the HBM bandwidth fraction."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from siamgpt_jax.generate.backend import SamplingParams
+    from siamgpt_jax.generate.sampler import Sampler, model_params
+    from siamgpt_jax.model.config import PEAK_HBM_GBS, param_count, param_shapes, preset
+    from siamgpt_jax.model.kv_cache import cache_shape
+    from siamgpt_jax.model.qwen3 import init_model
+
+    cfg = preset(args.preset)
+    dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
+    model = init_model(cfg, seed=0, param_dtype=dtype, dtype=dtype)
+    sampler = Sampler(model_params(model), cfg, dtype=dtype, max_batch=args.batch, chunk=args.decode_chunk)
+    del model
+    prompts = np.random.default_rng(0).integers(0, cfg.vocab_size, (args.batch, args.prompt_len)).tolist()
+
+    def timed(n: int) -> float:
+        t0 = time.perf_counter()
+        sampler.generate(prompts, [SamplingParams(max_new_tokens=n)] * args.batch)  # returns host lists: synced
+        return time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    timed(1), timed(args.new_tokens)  # compile both buckets
+    compile_s = time.perf_counter() - t0
+    prefill = min(timed(1) for _ in range(args.steps))
+    full = min(timed(args.new_tokens) for _ in range(args.steps))
+    step_s = (full - prefill) / max(args.new_tokens - 1, 1)
+
+    B, P, T = sampler.shapes_for([args.prompt_len] * args.batch, args.new_tokens)
+    itemsize = jnp.dtype(dtype).itemsize
+    shapes = param_shapes(cfg)
+    weight_bytes = sum(int(np.prod(s)) for k, s in shapes.items() if k != "embed") * itemsize
+    if cfg.tie_word_embeddings:  # the head is the embedding, read whole every step
+        weight_bytes += int(np.prod(shapes["embed"])) * itemsize
+    cache_bytes = 2 * int(np.prod(cache_shape(cfg, B, T))) * itemsize  # k and v, all slots
+    kind = jax.devices()[0].device_kind
+    peak = args.peak_hbm_gbs or next((v for k, v in PEAK_HBM_GBS.items() if k in kind), None)
+    out = {
+        "check": "decode", "preset": args.preset, "params": param_count(cfg), "device": kind, "dtype": args.dtype,
+        "batch": args.batch, "prompt_len": args.prompt_len, "new_tokens": args.new_tokens, "cache_slots": T,
+        "compile_s": round(compile_s, 2), "prefill_tokens_per_s": round(args.batch * args.prompt_len / prefill, 1),
+        "decode_step_ms": round(step_s * 1e3, 3), "decode_tokens_per_s": round(args.batch / step_s, 1),
+        "bytes_per_step_gb": round((weight_bytes + cache_bytes) / 1e9, 3),
+        "hbm_gb_per_s": round((weight_bytes + cache_bytes) / step_s / 1e9, 1),
+    }
+    if peak:
+        out["hbm_fraction"] = round(out["hbm_gb_per_s"] / peak, 3)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="qwen3-tiny")
@@ -94,19 +155,35 @@ def main(argv=None) -> int:
     p.add_argument("--attention", default="auto", help="comma list of auto/xla/cudnn")
     p.add_argument("--peak-tflops", type=float, default=None)
     p.add_argument("--json", type=Path, default=None, help="append results here")
+    p.add_argument("--decode", action="store_true", help="time generation (KV-cache decode) instead of training")
+    p.add_argument("--prompt-len", type=int, default=128, help="--decode: prompt tokens per row")
+    p.add_argument("--new-tokens", type=int, default=512, help="--decode: new tokens per row")
+    p.add_argument("--decode-chunk", type=int, default=32, help="--decode: decode steps per device call")
+    p.add_argument("--peak-hbm-gbs", type=float, default=None, help="--decode: HBM GB/s (default: known devices)")
     args = p.parse_args(argv)
+    if args.decode:
+        try:
+            out = run_decode(args)
+        except Exception as e:  # report it; the rest of the GPU check goes on
+            out = {"check": "decode", "preset": args.preset, "error": f"{type(e).__name__}: {e}"[:2000]}
+        _emit(out, args.json)
+        return 0
     for remat in args.remat.split(","):
         for attention in args.attention.split(","):
             try:
                 out = run_one(args, remat, attention)
             except Exception as e:  # report and continue with the next configuration
                 out = {"preset": args.preset, "remat": remat, "attention": attention, "error": f"{type(e).__name__}: {e}"[:2000]}
-            line = json.dumps(out)
-            print(line, flush=True)
-            if args.json:
-                with open(args.json, "a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+            _emit(out, args.json)
     return 0
+
+
+def _emit(out: dict, path: Path | None) -> None:
+    line = json.dumps(out)
+    print(line, flush=True)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
 
 if __name__ == "__main__":

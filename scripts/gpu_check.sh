@@ -5,6 +5,7 @@
 #   2. train-step tokens/s and MFU of Qwen3-1.7B at seq_len 4096 (bf16 compute, fp32 params + AdamW)
 #   3. `siamgpt-jax eval` wall time and tokens/s on the 105 IFEval-Th prompts, Qwen3-1.7B shape in bf16
 #      (skipped, with one line saying why, where the eval's packages are missing)
+#   4. decode tokens/s and the fraction of HBM bandwidth reached: Qwen3-1.7B, batch 64, 512 new tokens
 # Runs unchanged on CPU at a tiny size: SIZE=tiny bash scripts/gpu_check.sh
 # Needs only jax, flax, optax, orbax-checkpoint and numpy, which the lent GPU machine's image has:
 # no wheels to carry (tests/train/test_bench_scripts.py runs it with grain, pythainlp etc. hidden).
@@ -31,6 +32,8 @@ if [ "${SIZE:-full}" = tiny ]; then
   python3 scripts/gpu_check.py --preset qwen3-tiny --seq-len 128 --batch 2 --steps 1 --dtype float32 \
     --remat full --attention xla --json "$out/mfu.jsonl"
   rc=$?
+  python3 scripts/gpu_check.py --decode --preset qwen3-tiny --batch 2 --prompt-len 16 --new-tokens 8 --steps 1 \
+    --dtype float32 --decode-chunk 4 --json "$out/decode.jsonl" || rc=1
   python3 scripts/bench_eval.py --preset qwen3-tiny --limit 16 --max-new-tokens 8 --batch-size 16 --json "$out/eval.jsonl" 2>&1 | tail -25
   exit $rc
 fi
@@ -40,5 +43,7 @@ python3 scripts/gpu_check.py --preset qwen3-1.7b --seq-len 4096 --batch 8 --step
   --remat full,dots --attention cudnn --json "$out/mfu.jsonl" 2>&1 | grep -v "^W0000"
 python3 scripts/gpu_check.py --preset qwen3-1.7b --seq-len 4096 --batch 8 --steps 3 --warmup 1 \
   --remat full --attention xla --json "$out/mfu.jsonl" 2>&1 | grep -v "^W0000"
+python3 scripts/gpu_check.py --decode --preset qwen3-1.7b --batch 64 --prompt-len 128 --new-tokens 512 --steps 2 \
+  --json "$out/decode.jsonl" 2>&1 | grep -v "^W0000"
 timeout 600 python3 scripts/bench_eval.py --preset qwen3-1.7b --dtype bfloat16 --batch-size 64 --max-new-tokens 512 \
   --json "$out/eval.jsonl" 2>&1 | grep -v "^W0000" | tail -25

@@ -4,7 +4,8 @@
 2. SFT of a tiny Qwen3 (real vocabulary) from configs/demo.yaml -> RUN_DIR/checkpoints/, metrics.jsonl
 3. export to Hugging Face format                                -> RUN_DIR/hf/
 4. reload with transformers and compare logits with the JAX model
-5. a summary and a loss-curve plot                              -> RUN_DIR/loss.png
+5. generate from the trained run folder with the KV-cache sampler (noise: the model is tiny)
+6. a summary and a loss-curve plot                              -> RUN_DIR/loss.png
 """
 
 from __future__ import annotations
@@ -68,6 +69,32 @@ def compare_with_transformers(model, hf_dir: Path, token_ids: list[int]) -> floa
     return float(np.abs(ours - ref).max())
 
 
+def generate_samples(run_dir: Path, verified: Path, n: int = 2, max_new_tokens: int = 24) -> int:
+    """Answer the first user turns of the verified corpus with the model just trained, loaded back
+    from its run folder as `siamgpt-jax generate` loads it. Prints prompt and answer; returns how many."""
+    from siamgpt_jax.generate.backend import GenerationRequest, SamplingParams
+    from siamgpt_jax.generate.jax_backend import JaxBackend
+
+    prompts = []
+    for line in verified.read_text(encoding="utf-8").splitlines():
+        messages = json.loads(line)["messages"]
+        turns = messages[: next(i for i, m in enumerate(messages) if m["role"] == "user") + 1]
+        prompts.append(GenerationRequest(messages=tuple(turns), sampling=SamplingParams(max_new_tokens=max_new_tokens)))
+        if len(prompts) == n:
+            break
+    backend = JaxBackend.from_path(run_dir, max_batch=n)
+    from siamgpt_jax.model.config import param_count
+
+    print(f"  NOTE: this model has {param_count(backend.config) / 1e6:.1f}M parameters (mostly its embedding) and was"
+          " trained for a few dozen steps:\n  the text below is noise. It shows only that the trained checkpoint generates.")
+    for req, gen in zip(prompts, backend.generate(prompts)):
+        user = req.messages[-1]["content"].replace("\n", " ")
+        print(f"  prompt  {user[:70]}{'...' if len(user) > 70 else ''}")
+        print(f"  answer  {gen.text.replace(chr(10), ' ')[:120]!r} ({gen.completion_tokens} tokens, {gen.finish_reason})")
+    backend.close()
+    return len(prompts)
+
+
 def run(args: argparse.Namespace) -> int:
     from siamgpt_jax.train.config import load_job_config_for_cli
 
@@ -80,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    print("[1/4] verification pass over the sample corpora", flush=True)
+    print("[1/5] verification pass over the sample corpora", flush=True)
     from siamgpt_jax.corpus.pipeline import run_verification
 
     verified_dir = run_dir / "verified"
@@ -91,13 +118,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {stream}: {st['tokens']:,} tokens ({st['trainable_tokens']:,} trainable), "
               f"{st['over_seq_len']} of {st['records']} conversations over seq_len {st['seq_len']}", flush=True)
 
-    print("[2/4] SFT of a tiny Qwen3 with the real Qwen3 vocabulary", flush=True)
+    print("[2/5] SFT of a tiny Qwen3 with the real Qwen3 vocabulary", flush=True)
     from siamgpt_jax.train.loop import train
 
     result = train(cfg, progress=not args.no_progress)
     model = result.model_def.merge(result.state.params)
 
-    print("[3/4] export to Hugging Face format", flush=True)
+    print("[3/5] export to Hugging Face format", flush=True)
     from siamgpt_jax.convert import save_hf
     from siamgpt_jax.loader.chat import encode_chat
     from siamgpt_jax.loader.tokenizer import load_tokenizer
@@ -108,10 +135,13 @@ def run(args: argparse.Namespace) -> int:
     hf_dir = run_dir / "hf"
     save_hf(model, hf_dir, dtype="float32", tokenizer_dir=tok_dir)
 
-    print("[4/4] reload with transformers and compare logits", flush=True)
+    print("[4/5] reload with transformers and compare logits", flush=True)
     first = json.loads((verified_dir / "verified.jsonl").read_text(encoding="utf-8").splitlines()[0])
     ids, _ = encode_chat(tokenizer, first["messages"])
     diff = compare_with_transformers(model, hf_dir, list(ids)[:128])
+
+    print("[5/5] generate from the trained run folder (KV-cache sampler, greedy)", flush=True)
+    samples = generate_samples(run_dir, verified_dir / "verified.jsonl")
 
     png = plot_losses(run_dir / "metrics.jsonl", run_dir / "loss.png")
     fell = result.last_loss is not None and result.first_loss is not None and result.last_loss < 0.8 * result.first_loss
@@ -127,5 +157,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  metrics         {run_dir / 'metrics.jsonl'}, TensorBoard: {run_dir / 'tensorboard'}")
     print(f"  HF export       {hf_dir}")
     print(f"  loss curve      {png}")
+    print(f"  generation      {samples} prompts answered from {run_dir} (siamgpt-jax generate --model {run_dir} ...)")
     ok = fell and (diff is None or diff < 1e-3)
     return 0 if ok else 1

@@ -27,3 +27,6 @@ def test_demo_runs_end_to_end_and_the_loss_falls(tmp_path):
     assert (run_dir / "loss.png").stat().st_size > 10_000
     assert (run_dir / "checkpoints" / "24").is_dir()
     assert "max |logit diff|" in out.stdout
+    # the generation step answered from the trained run folder, and said its text is noise
+    assert "the text below is noise" in out.stdout and "generation      2 prompts answered" in out.stdout
+    assert out.stdout.count("  answer  ") == 2

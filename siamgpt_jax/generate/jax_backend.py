@@ -128,6 +128,9 @@ class JaxBackend:
     def prompt_ids(self, request: GenerationRequest, where: str = "request") -> list[int]:
         """The request's prompt ids as they will run (rendered, checked against max_len, maybe truncated)."""
         ids = prompt_ids(self.tokenizer, request, where)
+        if max(ids) >= self.config.vocab_size:
+            raise ValueError(f"{where}: token id {max(ids)} is outside the model's vocabulary of {self.config.vocab_size}: "
+                             "is this the tokenizer the model was trained with?")
         return fit_prompt(ids, request.sampling.max_new_tokens, self.max_len, truncate=self.truncate, where=where)
 
     def close(self) -> None:

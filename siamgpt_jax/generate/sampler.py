@@ -26,7 +26,7 @@ import numpy as np
 from siamgpt_jax.generate.backend import SamplingParams
 from siamgpt_jax.generate.sampling import row_keys, sample
 from siamgpt_jax.model.config import Qwen3Config
-from siamgpt_jax.model.kv_cache import KVCache, empty_cache
+from siamgpt_jax.model.kv_cache import empty_cache
 from siamgpt_jax.model.qwen3 import forward_cached, lm_logits
 from siamgpt_jax.sharding import Rules, use_mesh_rules
 

@@ -52,15 +52,20 @@ def sample(
     """
     logits = logits.astype(jnp.float32)
     greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    t = jnp.where(temperature > 0, temperature, 1.0)[:, None]
-    scaled = logits / t
-    needs_filter = jnp.any((temperature > 0) & ((top_k > 0) | (top_p < 1.0)))
-    # the full sort over the vocabulary runs only when some row asks for top-k or top-p
-    scaled = jax.lax.cond(needs_filter, lambda x: filter_logits(x, top_k, top_p), lambda x: x, scaled)
-    step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(keys)
-    drawn = jax.vmap(jax.random.categorical)(step_keys, scaled).astype(jnp.int32)
-    token = jnp.where(temperature > 0, drawn, greedy)
-    logprob = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), token[:, None], axis=-1)[:, 0]
+
+    def draw(logits):
+        t = jnp.where(temperature > 0, temperature, 1.0)[:, None]
+        scaled = logits / t
+        needs_filter = jnp.any((temperature > 0) & ((top_k > 0) | (top_p < 1.0)))
+        # the full sort over the vocabulary runs only when some row asks for top-k or top-p
+        scaled = jax.lax.cond(needs_filter, lambda x: filter_logits(x, top_k, top_p), lambda x: x, scaled)
+        step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(keys)
+        drawn = jax.vmap(jax.random.categorical)(step_keys, scaled).astype(jnp.int32)
+        return jnp.where(temperature > 0, drawn, greedy)
+
+    # an all-greedy batch skips the random draw (Gumbel noise over [B, V] costs as much as the argmax)
+    token = jax.lax.cond(jnp.any(temperature > 0), draw, lambda _: greedy, logits)
+    logprob = jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0] - jax.nn.logsumexp(logits, axis=-1)
     return token, logprob
 
 

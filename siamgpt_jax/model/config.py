@@ -265,6 +265,8 @@ def param_count(c: Qwen3Config) -> int:
 # Dense bf16 peak per device (TFLOP/s), for MFU when a config does not say. Kept here, beside the
 # FLOP count, so the GPU check imports no data-loading packages.
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "GH200": 989.0}
+# HBM bandwidth in GB/s (SXM parts; GH200 with HBM3): the decode check's roofline
+PEAK_HBM_GBS = {"H100": 3350.0, "H200": 4800.0, "H800": 3350.0, "A100": 2039.0, "GH200": 4000.0}
 
 
 def flops_per_token(c: Qwen3Config, seq_len: int, *, training: bool = True, causal: bool = True) -> float:

@@ -1,7 +1,6 @@
 """JaxBackend: chat prompts through the loader's ChatML renderer (Qwen3's thinking switch), stop
 strings, finish reasons, logprobs, per-request errors, and loading an HF folder or a training run."""
 
-import jax.numpy as jnp
 import pytest
 
 from siamgpt_jax.errors import UserError
@@ -91,3 +90,10 @@ def test_unknown_model_path_is_a_user_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="not a model"):
         JaxBackend.from_path(tmp_path / "empty")
+
+
+def test_a_tokenizer_larger_than_the_model_vocabulary_is_an_error_per_request(tmp_path, hf_dir):
+    small = tiny_hf_folder(tmp_path / "small", vocab_size=97)
+    backend = JaxBackend.from_path(small, tokenizer=hf_dir, chunk=4, max_len=64)
+    [g] = backend.generate([GenerationRequest(prompt="สวัสดี", sampling=SamplingParams(max_new_tokens=2))])
+    assert g.finish_reason == "error" and "outside the model's vocabulary of 97" in g.error

@@ -84,7 +84,7 @@ def test_a_training_run_folder_and_a_step_folder_load(tmp_path):
 
     from siamgpt_jax import config as config_lib
     from siamgpt_jax.generate.backend import GenerationRequest, SamplingParams
-    from siamgpt_jax.generate.jax_backend import JaxBackend
+    from siamgpt_jax.generate.jax_backend import JaxBackend, tensor_parallel_mesh
     from siamgpt_jax.loader.tokenizer import load_tokenizer
     from siamgpt_jax.model.qwen3 import init_model
     from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
@@ -109,3 +109,7 @@ def test_a_training_run_folder_and_a_step_folder_load(tmp_path):
         backend = JaxBackend.from_path(path, chunk=4)  # the tokenizer comes from the run's config
         assert backend.generate(request)[0] == want
     assert backend.model_name == "run-step7"
+    # a run's params are placed on a mesh by their logical axes (an HF load places them itself)
+    split = JaxBackend.from_path(tmp_path / "run", chunk=4, mesh=tensor_parallel_mesh(2))
+    assert split.sampler.params["layers"]["k_proj"].sharding.spec[1] == "tensor"
+    assert split.generate(request)[0] == want
