@@ -1,6 +1,5 @@
-"""THE name table: HF tensor name <-> model param path, with the reshape between them.
-
-Import and export both read `ENTRIES`; nothing else knows HF names. The model keeps HF's
+"""HF tensor name <-> model param path, with the reshape between them, from the one parameter table
+(model.config.PARAMS). Import and export both read `ENTRIES`. The model keeps HF's
 [out, in] orientation (see model.config.param_shapes), so one layer's model tensor is always a
 reshape of the HF tensor, never a transpose:
 
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from siamgpt_jax.model.config import Qwen3Config, param_shapes
+from siamgpt_jax.model.config import PARAMS, Qwen3Config, param_shapes
 
 
 @dataclass(frozen=True)
@@ -30,22 +29,8 @@ class Entry:
         return "{i}" in self.hf
 
 
-ENTRIES: tuple[Entry, ...] = (
-    Entry("embed", "model.embed_tokens.weight", "copy"),
-    Entry("layers.attn_norm", "model.layers.{i}.input_layernorm.weight", "copy"),
-    Entry("layers.q_proj", "model.layers.{i}.self_attn.q_proj.weight", "heads_rows"),
-    Entry("layers.k_proj", "model.layers.{i}.self_attn.k_proj.weight", "heads_rows"),
-    Entry("layers.v_proj", "model.layers.{i}.self_attn.v_proj.weight", "heads_rows"),
-    Entry("layers.o_proj", "model.layers.{i}.self_attn.o_proj.weight", "heads_cols"),
-    Entry("layers.q_norm", "model.layers.{i}.self_attn.q_norm.weight", "copy"),
-    Entry("layers.k_norm", "model.layers.{i}.self_attn.k_norm.weight", "copy"),
-    Entry("layers.mlp_norm", "model.layers.{i}.post_attention_layernorm.weight", "copy"),
-    Entry("layers.gate_proj", "model.layers.{i}.mlp.gate_proj.weight", "copy"),
-    Entry("layers.up_proj", "model.layers.{i}.mlp.up_proj.weight", "copy"),
-    Entry("layers.down_proj", "model.layers.{i}.mlp.down_proj.weight", "copy"),
-    Entry("final_norm", "model.norm.weight", "copy"),
-    Entry("lm_head", "lm_head.weight", "copy"),
-)
+# The converter's view of the one parameter table (model.config.PARAMS).
+ENTRIES: tuple[Entry, ...] = tuple(Entry(p.path, p.hf, p.hf_kind) for p in PARAMS)
 
 # A tied checkpoint may still carry lm_head.weight (a copy of the embedding); it is skipped.
 TIED_OPTIONAL = "lm_head.weight"

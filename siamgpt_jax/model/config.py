@@ -198,57 +198,62 @@ def preset(name: str) -> Qwen3Config:
 LAYER_NORM_KEYS = ("attn_norm", "q_norm", "k_norm", "mlp_norm")
 
 
-def param_shapes(c: Qwen3Config) -> dict[str, tuple[int, ...]]:
-    """Shapes of every parameter, layer tensors stacked on a leading `layers` axis.
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its model path, its dims (symbols sized by the config), the logical axis of
+    each dim (what sharding rules map), and its Hugging Face tensor name ("{i}" = the layer) with
+    the reshape between the two (copy; heads_rows: HF [N*Dh, D] rows split into [N, Dh, D];
+    heads_cols: HF [D, N*Dh] columns split into [D, N, Dh])."""
 
-    Keys are the model's parameter paths; the converter and the planner use this table too.
-    Matrices keep Hugging Face's (torch Linear) [out, in] orientation, with the head dim split out
-    of q/k/v rows and o_proj columns: each layer's tensor is a reshape of the HF tensor, so import
-    and export copy bytes and never transpose. The matmuls contract the minor dim (cuBLAS and
-    XLA:CPU's dot take a transposed operand for free).
-    """
-    L, D, F = c.num_hidden_layers, c.hidden_size, c.intermediate_size
-    H, K, Dh = c.num_attention_heads, c.num_key_value_heads, c.head_dim
-    shapes = {
-        "embed": (c.vocab_size, D),
-        "layers.attn_norm": (L, D),
-        "layers.q_proj": (L, H, Dh, D),
-        "layers.k_proj": (L, K, Dh, D),
-        "layers.v_proj": (L, K, Dh, D),
-        "layers.o_proj": (L, D, H, Dh),
-        "layers.q_norm": (L, Dh),
-        "layers.k_norm": (L, Dh),
-        "layers.mlp_norm": (L, D),
-        "layers.gate_proj": (L, F, D),
-        "layers.up_proj": (L, F, D),
-        "layers.down_proj": (L, D, F),
-        "final_norm": (D,),
-    }
-    if not c.tie_word_embeddings:
-        shapes["lm_head"] = (c.vocab_size, D)
-    return shapes
+    path: str
+    dims: tuple[str, ...]
+    axes: tuple[str, ...]
+    hf: str
+    hf_kind: str = "copy"
+
+
+# THE parameter table: the model, the sharding, the converter and the planner all read it.
+# Matrices keep Hugging Face's (torch Linear) [out, in] orientation, with the head dim split out of
+# q/k/v rows and o_proj columns, so each layer's tensor is a reshape of the HF tensor: import and
+# export copy bytes and never transpose. Layer tensors are stacked on a leading `layers` axis.
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("embed", ("V", "D"), ("vocab", "embed"), "model.embed_tokens.weight"),
+    ParamSpec("layers.attn_norm", ("L", "D"), ("layers", "norm"), "model.layers.{i}.input_layernorm.weight"),
+    ParamSpec("layers.q_proj", ("L", "H", "Dh", "D"), ("layers", "q_heads", "head_dim", "embed"),
+              "model.layers.{i}.self_attn.q_proj.weight", "heads_rows"),
+    ParamSpec("layers.k_proj", ("L", "K", "Dh", "D"), ("layers", "kv_heads", "head_dim", "embed"),
+              "model.layers.{i}.self_attn.k_proj.weight", "heads_rows"),
+    ParamSpec("layers.v_proj", ("L", "K", "Dh", "D"), ("layers", "kv_heads", "head_dim", "embed"),
+              "model.layers.{i}.self_attn.v_proj.weight", "heads_rows"),
+    ParamSpec("layers.o_proj", ("L", "D", "H", "Dh"), ("layers", "embed", "q_heads", "head_dim"),
+              "model.layers.{i}.self_attn.o_proj.weight", "heads_cols"),
+    ParamSpec("layers.q_norm", ("L", "Dh"), ("layers", "norm"), "model.layers.{i}.self_attn.q_norm.weight"),
+    ParamSpec("layers.k_norm", ("L", "Dh"), ("layers", "norm"), "model.layers.{i}.self_attn.k_norm.weight"),
+    ParamSpec("layers.mlp_norm", ("L", "D"), ("layers", "norm"), "model.layers.{i}.post_attention_layernorm.weight"),
+    ParamSpec("layers.gate_proj", ("L", "F", "D"), ("layers", "mlp", "embed"), "model.layers.{i}.mlp.gate_proj.weight"),
+    ParamSpec("layers.up_proj", ("L", "F", "D"), ("layers", "mlp", "embed"), "model.layers.{i}.mlp.up_proj.weight"),
+    ParamSpec("layers.down_proj", ("L", "D", "F"), ("layers", "embed", "mlp"), "model.layers.{i}.mlp.down_proj.weight"),
+    ParamSpec("final_norm", ("D",), ("norm",), "model.norm.weight"),
+    ParamSpec("lm_head", ("V", "D"), ("vocab", "embed"), "lm_head.weight"),  # untied configs only
+)
+PARAM_AXES: dict[str, tuple[str, ...]] = {p.path: p.axes for p in PARAMS}
+
+
+def params_of(c: Qwen3Config) -> tuple[ParamSpec, ...]:
+    """The parameters a config has (a tied config has no lm_head: the embedding serves)."""
+    return tuple(p for p in PARAMS if p.path != "lm_head" or not c.tie_word_embeddings)
+
+
+def param_shapes(c: Qwen3Config) -> dict[str, tuple[int, ...]]:
+    """Shapes of every parameter, layer tensors stacked on a leading `layers` axis (PARAMS' dims)."""
+    size = {"L": c.num_hidden_layers, "V": c.vocab_size, "D": c.hidden_size, "F": c.intermediate_size,
+            "H": c.num_attention_heads, "K": c.num_key_value_heads, "Dh": c.head_dim}
+    return {p.path: tuple(size[d] for d in p.dims) for p in params_of(c)}
 
 
 def param_logical_axes(c: Qwen3Config) -> dict[str, tuple[str, ...]]:
     """Logical axis names of every parameter in param_shapes (same keys): what sharding rules map."""
-    axes = {
-        "embed": ("vocab", "embed"),
-        "layers.attn_norm": ("layers", "norm"),
-        "layers.q_proj": ("layers", "q_heads", "head_dim", "embed"),
-        "layers.k_proj": ("layers", "kv_heads", "head_dim", "embed"),
-        "layers.v_proj": ("layers", "kv_heads", "head_dim", "embed"),
-        "layers.o_proj": ("layers", "embed", "q_heads", "head_dim"),
-        "layers.q_norm": ("layers", "norm"),
-        "layers.k_norm": ("layers", "norm"),
-        "layers.mlp_norm": ("layers", "norm"),
-        "layers.gate_proj": ("layers", "mlp", "embed"),
-        "layers.up_proj": ("layers", "mlp", "embed"),
-        "layers.down_proj": ("layers", "embed", "mlp"),
-        "final_norm": ("norm",),
-    }
-    if not c.tie_word_embeddings:
-        axes["lm_head"] = ("vocab", "embed")
-    return axes
+    return {p.path: p.axes for p in params_of(c)}
 
 
 def param_count(c: Qwen3Config) -> int:

@@ -15,14 +15,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 from siamgpt_jax.model import attention as attn
-from siamgpt_jax.model.config import LAYER_NORM_KEYS, Qwen3Config, param_logical_axes, param_shapes
+from siamgpt_jax.model.config import LAYER_NORM_KEYS, PARAM_AXES, Qwen3Config, param_shapes
 from siamgpt_jax.model.kv_cache import CACHE_AXES, KVCache
 from siamgpt_jax.model.layer_ops import PROJECTION, dense, rms_norm, swiglu_down
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.sharding import DEFAULT_RULES, Rules, constrain, named_sharding
 
-# Logical axis names of every parameter (keys as in param_shapes); an untied config lists lm_head too.
-LOGICAL_AXES: dict[str, tuple[str, ...]] = param_logical_axes(Qwen3Config(tie_word_embeddings=False))
+# Logical axis names of every parameter, from the one parameter table (lm_head only in untied configs).
+LOGICAL_AXES = PARAM_AXES
 LAYER_KEYS = tuple(k.split(".", 1)[1] for k in LOGICAL_AXES if k.startswith("layers."))
 
 # "dots" saves the outputs of weight matmuls (dots without batch dims, and the projections, whose
