@@ -12,46 +12,84 @@ import importlib
 import os
 import sys
 
+from siamgpt_jax.errors import UserError
+
+DESCRIPTION = ("SiamGPT-JAX: verify Thai SFT corpora, fine-tune Qwen3 on them with JAX on one or many GPUs, "
+               "and move weights to and from Hugging Face format.")
+
 # commands that train: on a CPU-only jax they get train/cpu_tuning.py's host-memory setting, which
 # has to be in place before jax starts its backend threads
 TRAINING_COMMANDS = ("demo", "train")
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("siamgpt_jax.demo", "run the whole job on the embedded default (verify, train, export, reload)"),
-    "verify": ("siamgpt_jax.corpus.cli", "verify raw corpora into verified.jsonl + rejected.jsonl + report.json"),
-    "train": ("siamgpt_jax.train.cli", "supervised fine-tuning from a YAML config"),
-    "import-hf": ("siamgpt_jax.convert.cli_import", "HF safetensors folder -> orbax checkpoint of params"),
-    "export-hf": ("siamgpt_jax.convert.cli_export", "orbax checkpoint of params -> HF safetensors folder"),
-    "mesh": ("siamgpt_jax.parallel.cli", "mesh-layout experiments: plan, compile, bench"),
+    "demo": ("siamgpt_jax.demo", "try everything on a tiny model on CPU: verify, train, export, reload in transformers"),
+    "verify": ("siamgpt_jax.corpus.cli", "check Thai SFT corpora: keep the good records, report the rejected ones and why"),
+    "train": ("siamgpt_jax.train.cli", "fine-tune Qwen3 from a YAML config, on one or many GPUs (resumable)"),
+    "import-hf": ("siamgpt_jax.convert.cli_import", "convert a Hugging Face Qwen3 folder into a checkpoint of this tool"),
+    "export-hf": ("siamgpt_jax.convert.cli_export", "export a trained run as a Hugging Face model folder"),
+    "mesh": ("siamgpt_jax.parallel.cli", "plan, compile and time ways to split a model over GPUs"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="siamgpt-jax", description=__doc__.splitlines()[0])
+    from siamgpt_jax import __version__
+
+    parser = argparse.ArgumentParser(prog="siamgpt-jax", description=DESCRIPTION,
+                                     epilog="Run `siamgpt-jax COMMAND --help` for a command's options.")
+    parser.add_argument("--version", action="version", version=f"siamgpt-jax {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_text) in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
+# errors the user can fix: printed as one line naming the file, key or tensor, exit code 2
+USER_ERRORS = (UserError, FileNotFoundError, PermissionError, IsADirectoryError, FileExistsError,
+               NotADirectoryError)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in text:
+        text = f"{e.filename}: {text}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHAINLP_OFFLINE", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug may come anywhere before a `--`; it is ours, not the subcommand's
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    debug = "--debug" in head
+    if debug:
+        argv.remove("--debug")
     parser = build_parser()
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
-        parser.parse_args(argv)  # prints help or a clear "invalid choice" error
+    if not argv or argv[0].startswith("-") or argv[0] not in SUBCOMMANDS:
+        parser.parse_args(argv)  # prints help, the version, or a clear "invalid choice" error
         return 2
     name, rest = argv[0], argv[1:]
-    if name in TRAINING_COMMANDS:
-        from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
+    try:
+        if name in TRAINING_COMMANDS:
+            from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
 
-        tune_process_for_cpu_training()
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    sub = argparse.ArgumentParser(prog=f"siamgpt-jax {name}", description=SUBCOMMANDS[name][1])
-    module.add_arguments(sub)
-    args = sub.parse_args(rest)
-    return int(module.run(args) or 0)
+            tune_process_for_cpu_training()
+        module = importlib.import_module(SUBCOMMANDS[name][0])
+        sub = argparse.ArgumentParser(prog=f"siamgpt-jax {name}", description=SUBCOMMANDS[name][1])
+        module.add_arguments(sub)
+        args = sub.parse_args(rest)
+        return int(module.run(args) or 0)
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        print(f"siamgpt-jax {name}: error: {_one_line(e)} (--debug shows the traceback)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C (or SIGINT) before the trainer's own handler is in place
+        if debug:
+            raise
+        print(f"siamgpt-jax {name}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from siamgpt_jax.errors import UserError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config key or value is invalid. The message names the dotted key."""
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from siamgpt_jax.errors import UserError
 from siamgpt_jax.model.config import UnsupportedConfigError
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint folder or file is unreadable, incomplete or does not match its config."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from siamgpt_jax.corpus import verify
+from siamgpt_jax.errors import UserError
 from siamgpt_jax.corpus.records import AUTOIF, Limits, Record, RecordError, encode_str, line_json, parse_line
 from siamgpt_jax.corpus.script import thai_share
 
@@ -28,7 +29,7 @@ CHUNK = 256
 _OTHER_LANGUAGE_IDS = ("language:response_language", "change_case:english_capital", "change_case:english_lowercase")
 
 
-class InvalidInputError(RuntimeError):
+class InvalidInputError(UserError, RuntimeError):
     """Raised with --fail-on-invalid when any line is not a usable record."""
 
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from siamgpt_jax.errors import UserError
 
-class UnsupportedConfigError(ValueError):
+
+class UnsupportedConfigError(UserError):
     """The HF config asks for a feature this implementation does not provide."""
 
 
