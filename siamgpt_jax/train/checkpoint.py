@@ -23,13 +23,18 @@ class CheckpointConfig:
     keep: int = 3
     async_save: bool = True
 
+    def __post_init__(self) -> None:
+        from siamgpt_jax.config import require_at_least
+
+        require_at_least(self, "checkpoint", every=1, keep=1)
+
 
 class Checkpointer:
     ITEMS = ("state", "data", "config")
 
     def __init__(self, directory: str | Path, cfg: CheckpointConfig):
         self.directory = Path(directory).absolute()
-        self.every = max(1, cfg.every)
+        self.every = cfg.every
         options = ocp.CheckpointManagerOptions(
             max_to_keep=cfg.keep,
             enable_async_checkpointing=cfg.async_save,

@@ -74,6 +74,15 @@ class TrainLoopConfig:
     eval_batches: int = 4
     peak_tflops_per_device: float | None = None  # MFU denominator; None = detect (H100/H200/A100)
 
+    def __post_init__(self) -> None:
+        # steps <= 0 is allowed: a run with nothing left to do, which `train` reports and skips
+        config_lib.require_at_least(self, "train", global_batch=1, micro_batches=1, loss_chunk=1, log_every=1,
+                                    eval_every=0, eval_batches=1)
+        if self.global_batch % self.micro_batches:
+            raise config_lib.ConfigError(
+                f"train.global_batch={self.global_batch} is not divisible by train.micro_batches={self.micro_batches}"
+            )
+
 
 @dataclass(frozen=True)
 class JobConfig:
