@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from siamgpt_jax.errors import UserError
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # prints help, the version, or a clear "invalid choice" error
         return 2
     name, rest = argv[0], argv[1:]
+    previous = _exit_quietly_on_signals(name)
     try:
         if name in TRAINING_COMMANDS:
             from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
@@ -90,6 +92,29 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"siamgpt-jax {name}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _exit_quietly_on_signals(name: str) -> dict:
+    """Until a command installs its own handlers (the trainer saves a checkpoint on SIGINT/SIGTERM),
+    a signal ends the process at once, with one line. A KeyboardInterrupt would not do: raised inside
+    a library's callback it is printed with a traceback and ignored."""
+
+    def handler(signum, _frame):
+        sys.stdout.flush()
+        sys.stderr.write(f"siamgpt-jax {name}: {signal.Signals(signum).name} received, exiting\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (main() called from a worker thread)
+            pass
+    return previous
 
 
 if __name__ == "__main__":
