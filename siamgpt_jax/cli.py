@@ -74,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     previous = _exit_quietly_on_signals(name)
     try:
         if name in TRAINING_COMMANDS:
+            from siamgpt_jax.parallel.planner import GPU_MEMORY_FRACTION
             from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
 
+            # read when jax starts its GPU backend: the share the planner's memory budget assumes
+            os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", str(GPU_MEMORY_FRACTION))
             tune_process_for_cpu_training()
         module = importlib.import_module(SUBCOMMANDS[name][0])
         sub = argparse.ArgumentParser(prog=f"siamgpt-jax {name}", description=SUBCOMMANDS[name][1])

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from siamgpt_jax.model import attention as attn
-from siamgpt_jax.model.config import LAYER_NORM_KEYS, Qwen3Config, param_logical_axes, param_shapes
+from siamgpt_jax.model.config import LAYER_NORM_KEYS, REMAT_NAMES, Qwen3Config, param_logical_axes, param_shapes
 from siamgpt_jax.model.layer_ops import PROJECTION, dense, rms_norm, swiglu_down
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.sharding import DEFAULT_RULES, Rules, constrain, named_sharding
@@ -35,6 +35,7 @@ REMAT_POLICIES = {
         jax.checkpoint_policies.save_only_these_names(PROJECTION),
     ),
 }
+assert tuple(REMAT_POLICIES) == REMAT_NAMES  # one policy per name the configs accept
 
 
 def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):

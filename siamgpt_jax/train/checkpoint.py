@@ -48,6 +48,10 @@ class CheckpointConfig:
         require_at_least(self, "checkpoint", every=1, keep=1)
 
 
+class IncompleteStepError(CheckpointError):
+    """A step folder whose save never finished (no manifest): nothing in it was ever trusted."""
+
+
 class NonFiniteStateError(RuntimeError):
     """The state about to be saved holds NaN or inf; it was not written."""
 
@@ -169,7 +173,7 @@ class Checkpointer:
         manifest = self.manifest(step)
         if manifest is None:
             what = "is empty" if folder.is_dir() and not any(folder.iterdir()) else f"has no readable {MANIFEST}"
-            raise CheckpointError(f"checkpoint step {step} ({folder}) {what}: its save never finished")
+            raise IncompleteStepError(f"checkpoint step {step} ({folder}) {what}: its save never finished")
         return manifest
 
     @staticmethod
@@ -200,22 +204,31 @@ class Checkpointer:
                 raise CheckpointError(f"checkpoint step {step}: its {item} item does not match its checksum")
         return restored.state, restored.data, restored.config
 
-    def restore_newest_good(self, abstract_state: TrainState, step: int | None = None) -> Restored:
-        """`step`, or else the newest step that restores and verifies; damaged newer ones are named."""
+    def restore_newest_good(self, abstract_state: TrainState, step: int | None = None) -> Restored | None:
+        """`step`, or else the newest step that restores and verifies; damaged newer ones are named.
+
+        None when no save ever finished (a run killed before its first complete checkpoint); a
+        damaged step with no good one before it is an error, for a person to look at.
+        """
         if step is not None:
             return Restored(step, *self.restore(abstract_state, step), damaged={})
         damaged: dict[int, str] = {}
+        incomplete: list[int] = []
         for candidate in reversed(self.all_steps()):
             try:
                 result = Restored(candidate, *self.restore(abstract_state, candidate), damaged=damaged)
             except CheckpointError as e:
                 damaged[candidate] = str(e)
+                if isinstance(e, IncompleteStepError):
+                    incomplete.append(candidate)
                 print(f"warning: {e}; trying the previous checkpoint", file=sys.stderr, flush=True)
                 continue
             if damaged:
                 print(f"using checkpoint step {candidate}, the newest good one (skipped damaged steps "
                       f"{sorted(damaged)})", file=sys.stderr, flush=True)
             return result
+        if len(incomplete) == len(damaged):
+            return None
         raise CheckpointError(f"{self.directory}: no good checkpoint"
                               + (f" (damaged steps: {sorted(damaged)})" if damaged else ""))
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from siamgpt_jax import config as config_lib
 from siamgpt_jax.loader.pipeline import LoaderConfig
-from siamgpt_jax.model.config import Qwen3Config, preset
+from siamgpt_jax.model.config import AttentionName, Qwen3Config, RematName, preset
 from siamgpt_jax.parallel.mesh import MeshConfig
 from siamgpt_jax.train.checkpoint import CheckpointConfig
 from siamgpt_jax.train.optimizer import OptimConfig
@@ -31,8 +31,8 @@ class ModelConfig:
     overrides: dict[str, Any] = field(default_factory=dict)  # Qwen3Config fields on top of the preset
     param_dtype: Literal["float32", "bfloat16"] = "float32"
     dtype: Literal["float32", "bfloat16"] = "bfloat16"
-    remat: Literal["none", "full", "dots"] = "full"
-    attention: Literal["auto", "xla", "chunked", "cudnn"] = "auto"
+    remat: RematName = "full"  # model/config.py REMAT_NAMES
+    attention: AttentionName = "auto"  # model/config.py ATTENTION_NAMES
 
     def architecture(self) -> Qwen3Config:
         """The Qwen3Config this section describes (reads config.json for an HF import)."""

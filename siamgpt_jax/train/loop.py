@@ -248,10 +248,14 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
     if resume and ckpt.all_steps():
         abstract = abstract_train_state(model_def, optimizer, shardings)
         restored = ckpt.restore_newest_good(abstract, resume_from)
-        state = restored.state
-        data_iter.set_state(restored.data)
-        ckpt.set_aside_after(restored.step)
-        print(f"resumed from {ckpt.directory} at step {restored.step}", flush=True)
+        if restored is None:
+            ckpt.set_aside_after(0)
+            print(f"no checkpoint in {ckpt.directory} finished saving: starting at step 0", flush=True)
+        else:
+            state = restored.state
+            data_iter.set_state(restored.data)
+            ckpt.set_aside_after(restored.step)
+            print(f"resumed from {ckpt.directory} at step {restored.step}", flush=True)
     elif resume:
         print(f"no checkpoint in {ckpt.directory}: starting at step 0", flush=True)
 

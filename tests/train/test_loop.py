@@ -125,7 +125,9 @@ def test_shipped_configs_parse(name):
         from siamgpt_jax.parallel.mesh import resolve
 
         layout = resolve(cfg.mesh, num_devices=64, num_hosts=8)
-        assert layout.shape["data"] == 8 and layout.shape["fsdp"] == 8 and layout.dcn["data"] == 8
+        # FSDP across the hosts, data x tensor inside one (the planner's fit: tests/parallel/test_cli.py)
+        assert (layout.shape["data"], layout.shape["fsdp"], layout.shape["tensor"]) == (4, 8, 2)
+        assert layout.dcn["fsdp"] == 8 and layout.dcn["data"] == 1
         # each process runs a loader pipeline per batch row block on its devices (data x fsdp blocks
         # over 8 hosts): the grain worker processes a host starts stay few
         blocks_per_host = layout.shape["data"] * layout.shape["fsdp"] // 8
