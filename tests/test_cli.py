@@ -33,3 +33,22 @@ def test_a_user_error_is_one_line_without_traceback_in_a_real_process(tmp_path):
                                                                "PATH": "/usr/bin:/bin"}, timeout=300)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "config file not found" in proc.stderr and "no.yaml" in proc.stderr
+
+
+def test_the_project_errors_a_user_can_fix_share_one_base_class():
+    from siamgpt_jax.config import ConfigError
+    from siamgpt_jax.convert.errors import CheckpointError
+    from siamgpt_jax.corpus.pipeline import InvalidInputError
+    from siamgpt_jax.corpus.records import RecordError
+    from siamgpt_jax.corpus.registry import KwargsError, UnknownInstructionError
+    from siamgpt_jax.errors import UserError
+    from siamgpt_jax.loader.chat import ChatFormatError
+    from siamgpt_jax.model.config import UnsupportedConfigError
+    from siamgpt_jax.parallel.mesh import MeshError
+    from siamgpt_jax.sharding import ShardingRuleError
+    from siamgpt_jax.train.run_folder import RunFolderError
+
+    for cls in (ConfigError, CheckpointError, InvalidInputError, RecordError, KwargsError, UnknownInstructionError,
+                ChatFormatError, UnsupportedConfigError, MeshError, ShardingRuleError, RunFolderError):
+        assert issubclass(cls, UserError), cls
+    assert issubclass(InvalidInputError, RuntimeError)  # what callers caught before still matches

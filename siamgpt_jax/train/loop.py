@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from siamgpt_jax import config as config_lib
+from siamgpt_jax.convert.errors import CheckpointError
 from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token
 from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
@@ -253,7 +254,11 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
             print(f"no checkpoint in {ckpt.directory} finished saving: starting at step 0", flush=True)
         else:
             state = restored.state
-            data_iter.set_state(restored.data)
+            try:
+                data_iter.set_state(restored.data)
+            except ValueError as e:  # another loader version, or another row-block layout
+                raise CheckpointError(f"checkpoint step {restored.step}: its data-loader state does not fit "
+                                      f"this run ({e})") from e
             ckpt.set_aside_after(restored.step)
             print(f"resumed from {ckpt.directory} at step {restored.step}", flush=True)
     elif resume:

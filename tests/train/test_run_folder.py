@@ -17,7 +17,7 @@ from siamgpt_jax.train import loop
 from siamgpt_jax.train.config import load_job_config
 from siamgpt_jax.train.loop import train
 from siamgpt_jax.train.run_folder import (
-    RunFolderError, config_changes, prepare_fresh_start, truncate_metrics,
+    RunFolderError, check_resume_config, config_changes, prepare_fresh_start, truncate_metrics,
 )
 from tests.train.test_loop import REPO, _overrides, corpus  # noqa: F401 (corpus is a fixture)
 
@@ -85,6 +85,13 @@ def test_config_changes_ignore_what_does_not_change_the_run():
     same = {"run_dir": "b", "mesh": {"fsdp": 4}, "train": {"steps": 4, "log_every": 10}, "data": {"seq_len": 64}}
     assert config_changes(saved, same) == []
     assert config_changes(saved, {**same, "data": {"seq_len": 128}}) == ["data.seq_len: 64 -> 128"]
+
+
+def test_allow_config_change_says_what_changed(capsys):
+    check_resume_config({"train": {"steps": 4}}, {"train": {"steps": 6}}, 4, allow=True)
+    assert "resuming with a changed config: train.steps: 4 -> 6" in capsys.readouterr().err
+    with pytest.raises(RunFolderError, match="train.steps: 4 -> 6"):
+        check_resume_config({"train": {"steps": 4}}, {"train": {"steps": 6}}, 4, allow=False)
 
 
 def test_truncate_metrics_drops_rows_after_the_step_and_a_torn_line(tmp_path):
