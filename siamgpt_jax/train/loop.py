@@ -192,18 +192,20 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
     # the architecture is stored resolved, so export never needs the original HF folder
     config_dict = {"job": config_lib.to_dict(cfg), "architecture": dataclasses.asdict(arch)}
     result = TrainResult(run_dir=run_dir)
-    if resume and ckpt.all_steps():
-        newest = resume_from if resume_from is not None else ckpt.latest_complete_step()
+    try:
+        newest = None
+        if resume and ckpt.all_steps():
+            newest = resume_from if resume_from is not None else ckpt.latest_complete_step()
         if newest is not None:
             saved = ckpt.read_config(newest)
             check_resume_config(saved.get("job", {}), config_dict["job"], newest, allow_config_change)
-            if newest >= cfg.train.steps and resume_from is None:
-                ckpt.close()
-                result.steps_done = result.last_checkpoint = newest
-                result.stopped_by = "already_done"
-                return result
-    if cfg.train.steps <= 0:
+        finished = newest is not None and newest >= cfg.train.steps and resume_from is None
+    except BaseException:
         ckpt.close()
+        raise
+    if finished or cfg.train.steps <= 0:
+        ckpt.close()
+        result.steps_done, result.last_checkpoint = newest or 0, newest
         result.stopped_by = "already_done"
         return result
     if is_chief:
