@@ -171,7 +171,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from siamgpt_jax.convert.tiny_hf import make_hf_model
+    from siamgpt_jax.testing import make_hf_model
 
     torch.set_num_threads(threads)
     hf = make_hf_model(**model_kwargs(a)).train()

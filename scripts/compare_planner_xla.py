@@ -17,7 +17,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from siamgpt_jax.model.config import preset  # noqa: E402
-from siamgpt_jax.parallel.compiled import compile_report  # noqa: E402
+from siamgpt_jax.layout.compiled import compile_report  # noqa: E402
 from siamgpt_jax.parallel.mesh import MeshConfig  # noqa: E402
 
 # Qwen3 shapes scaled down (vocab, width, depth) so XLA compiles them on CPU in seconds.

@@ -23,36 +23,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def synthetic_batch(rng, batch: int, seq_len: int, vocab: int, segments: int = 4) -> dict:
-    import numpy as np
-
-    inputs = rng.integers(0, vocab, size=(batch, seq_len), dtype=np.int32)
-    seg_len = seq_len // segments
-    seg = np.minimum(np.arange(seq_len) // seg_len, segments - 1) + 1
-    positions = np.arange(seq_len) - (seg - 1) * seg_len
-    targets = np.roll(inputs, -1, axis=1)
-    loss_mask = np.ones((batch, seq_len), np.float32)
-    loss_mask[:, seg_len - 1 :: seg_len] = 0.0  # segment ends have no target
-    return {
-        "inputs": inputs,
-        "targets": targets,
-        "loss_mask": loss_mask,
-        "segment_ids": np.broadcast_to(seg, (batch, seq_len)).astype(np.int32).copy(),
-        "positions": np.broadcast_to(positions, (batch, seq_len)).astype(np.int32).copy(),
-    }
-
-
 def run_one(args, remat: str, attention: str) -> dict:
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
     from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token, param_count, preset
     from siamgpt_jax.model.qwen3 import init_model
     from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-    from siamgpt_jax.train.optimizer import OptimConfig, make_optimizer
-    from siamgpt_jax.train.state import ModelDef, create_train_state, state_shardings
-    from siamgpt_jax.train.step import StepConfig, batch_sharding, jit_train_step, make_train_step
+    from siamgpt_jax.testing import packed_batch
+    from siamgpt_jax.train.optimizer import OptimConfig
+    from siamgpt_jax.train.setup import setup_from_model
+    from siamgpt_jax.train.step import StepConfig
 
     cfg = preset(args.preset)
     mesh_cfg = MeshConfig(data=1, fsdp=-1)
@@ -61,18 +42,12 @@ def run_one(args, remat: str, attention: str) -> dict:
     dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
     model = init_model(cfg, seed=0, mesh=mesh, rules=rules, param_dtype=jnp.float32, dtype=dtype,
                        remat=remat, attention=attention)
-    model_def, params = ModelDef.split(model)
+    setup, state = setup_from_model(model, OptimConfig(learning_rate=1e-5, warmup_steps=1), args.steps + args.warmup,
+                                    StepConfig(args.micro_batches, args.loss_chunk), mesh, rules)
     del model
-    optimizer = make_optimizer(OptimConfig(learning_rate=1e-5, warmup_steps=1), args.steps + args.warmup)
-    shardings = state_shardings(model_def, optimizer, mesh, rules)
-    state = create_train_state(params, optimizer, shardings)
-    del params
-    step_fn = jit_train_step(
-        make_train_step(model_def, optimizer, StepConfig(args.micro_batches, args.loss_chunk)), mesh, rules, shardings
-    )
-    sh = batch_sharding(mesh, rules)
-    rng = np.random.default_rng(0)
-    batch = {k: jax.device_put(v, sh) for k, v in synthetic_batch(rng, args.batch, args.seq_len, cfg.vocab_size).items()}
+    step_fn = setup.step
+    batch = {k: jax.device_put(v, setup.batch_sharding)
+             for k, v in packed_batch(0, args.batch, args.seq_len, cfg.vocab_size, segments=4).items()}
 
     t0 = time.perf_counter()
     state, metrics = step_fn(state, batch)

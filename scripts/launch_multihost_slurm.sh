@@ -25,7 +25,7 @@ CONFIG=${CONFIG:-configs/qwen3-32b-sft.yaml}
 MESH=${MESH:-}
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
 # XLA's share of GPU memory: `siamgpt-jax train` sets XLA_PYTHON_CLIENT_MEM_FRACTION to
-# siamgpt_jax/parallel/planner.py GPU_MEMORY_FRACTION (the planner's budget) unless it is set here.
+# siamgpt_jax/layout/planner.py GPU_MEMORY_FRACTION (the planner's budget) unless it is set here.
 export NCCL_IB_DISABLE=${NCCL_IB_DISABLE:-0}
 
 # Open MPI instead of SLURM: mpirun -np 8 --map-by ppr:1:node -x SIAMGPT_COORDINATOR=<host0>:12355 \

@@ -4,6 +4,11 @@
 # and by the demo's reload-with-transformers check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# bubblewrap is the sandbox for LLM-written verifier code (siamgpt_jax/autoif/sandbox.py): a system
+# package, installed here when we may (root with apt); otherwise the sandbox says how to install it.
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 || echo "note: could not install bubblewrap"
+fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

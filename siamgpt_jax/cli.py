@@ -27,9 +27,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("siamgpt_jax.demo", "try everything on a tiny model on CPU: verify, train, export, reload in transformers"),
     "verify": ("siamgpt_jax.corpus.cli", "check Thai SFT corpora: keep the good records, report the rejected ones and why"),
     "train": ("siamgpt_jax.train.cli", "fine-tune Qwen3 from a YAML config, on one or many GPUs (resumable)"),
-    "import-hf": ("siamgpt_jax.convert.cli_import", "convert a Hugging Face Qwen3 folder into a checkpoint of this tool"),
-    "export-hf": ("siamgpt_jax.convert.cli_export", "export a trained run as a Hugging Face model folder"),
-    "mesh": ("siamgpt_jax.parallel.cli", "plan, compile and time ways to split a model over GPUs"),
+    "import-hf": ("siamgpt_jax.convert.cli_import", "convert a Hugging Face Qwen3 folder into a checkpoint `train` can start from"),
+    "export-hf": ("siamgpt_jax.train.cli_export", "export a trained run as a Hugging Face model folder"),
+    "mesh": ("siamgpt_jax.layout.cli", "plan, compile and time ways to split a model over GPUs"),
+    "generate": ("siamgpt_jax.generate.cli", "JSONL of prompts -> JSONL of responses with the in-process KV-cache sampler"),
+    "autoif": ("siamgpt_jax.autoif.cli", "synthesise Stream B (Thai AutoIF) from the seeds with a teacher model"),
+    "serve": ("siamgpt_jax.generate.cli_serve", "OpenAI-compatible HTTP server (batched) for a model or endpoint"),
+    "eval": ("siamgpt_jax.eval.cli", "IFEval-Th, code-switching stability and multi-turn (LLM judge) for models and steps, one report"),
 }
 
 
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = _exit_quietly_on_signals(name)
     try:
         if name in TRAINING_COMMANDS:
-            from siamgpt_jax.parallel.planner import GPU_MEMORY_FRACTION
+            from siamgpt_jax.layout.planner import GPU_MEMORY_FRACTION
             from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
 
             # read when jax starts its GPU backend: the share the planner's memory budget assumes

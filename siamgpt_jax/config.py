@@ -166,3 +166,24 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | No
             raise ConfigError(f"{path}: top level must be a mapping")
     apply_overrides(data, overrides or [])
     return from_dict(cls, data)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str | float | int) -> float:
+    """'80GiB' / '5GB' / '450GB/s' / '1e9' -> bytes (or bytes/s, FLOP/s for rates).
+    HF's convention: GB = 10^9, GiB = 2^30."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([a-zA-Z]*)\s*(/s)?\s*", str(text))
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ConfigError(f"cannot parse size {text!r} (examples: 80GiB, 5GB, 450GB/s, 1.5e9)")
+    try:
+        return float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    except ValueError:
+        raise ConfigError(f"cannot parse size {text!r} (examples: 80GiB, 5GB, 450GB/s, 1.5e9)") from None
+

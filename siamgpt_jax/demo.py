@@ -84,8 +84,12 @@ def run(args: argparse.Namespace) -> int:
     from siamgpt_jax.corpus.pipeline import run_verification
 
     verified_dir = run_dir / "verified"
-    report = run_verification([REPO / p for p in SAMPLES], verified_dir, progress=not args.no_progress)
+    report = run_verification([REPO / p for p in SAMPLES], verified_dir, progress=not args.no_progress,
+                              selection=cfg.selection, tokens=cfg.data)
     print(f"  kept {report.verified} of {report.total} records ({report.rejected} rejected, see report.json) -> {verified_dir / 'verified.jsonl'}", flush=True)
+    for stream, st in report.tokens["per_stream"].items():
+        print(f"  {stream}: {st['tokens']:,} tokens ({st['trainable_tokens']:,} trainable), "
+              f"{st['over_seq_len']} of {st['records']} conversations over seq_len {st['seq_len']}", flush=True)
 
     print("[2/4] SFT of a tiny Qwen3 with the real Qwen3 vocabulary", flush=True)
     from siamgpt_jax.train.loop import train

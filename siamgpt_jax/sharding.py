@@ -6,6 +6,7 @@ model never sees a mesh: it only names its axes, so any layout is a config chang
 
 Parameter names:  vocab, embed, q_heads, kv_heads, head_dim, mlp, layers, norm
 Activation names: batch, seq, act_embed, act_heads, act_kv_heads, act_head_dim, act_mlp, act_vocab
+KV cache names:   cache_layers, cache_batch, cache_seq, cache_kv_heads, cache_head_dim
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "act_head_dim": (),
     "act_mlp": ("tensor",),
     "act_vocab": ("tensor",),
+    # the generation KV cache [layers, batch, slots, kv_heads, head_dim]: split by KV heads under
+    # tensor parallelism (as k/v are), by batch rows like activations
+    "cache_layers": (),
+    "cache_batch": ("data", "fsdp"),
+    "cache_seq": (),
+    "cache_kv_heads": ("tensor",),
+    "cache_head_dim": (),
 }
 
 Rules = Mapping[str, Sequence[str]]
@@ -162,10 +170,6 @@ def use_mesh_rules(mesh: Mesh | None, rules: Rules | None = None) -> Iterator[No
         yield
     finally:
         _ACTIVE.reset(token)
-
-
-def active_mesh_rules() -> tuple[Mesh, Rules] | None:
-    return _ACTIVE.get()
 
 
 def is_split(logical_axis: str) -> bool:

@@ -23,7 +23,8 @@ def test_help_describes_the_tool_not_its_internals(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     assert "Thai" in text and "Qwen3" in text and "--debug" in text and "--version" in text
-    for _, help_text in SUBCOMMANDS.values():  # no library names or file formats in the one-liners
+    for name in ("demo", "verify", "train", "import-hf", "export-hf", "mesh"):  # no library names or formats
+        help_text = SUBCOMMANDS[name][1]
         assert not any(word in help_text.lower() for word in ("orbax", "safetensors", "->", "mesh-layout")), help_text
 
 

@@ -1,46 +1,40 @@
-"""Qwen3 model -> HF folder: config.json, generation_config.json, safetensors shards (+ index).
+"""Qwen3 params -> HF folder: config.json, generation_config.json, safetensors shards (+ index).
 
-Everything is written into a temporary sibling folder that is renamed into place at the end, so
-an interrupted export never leaves a folder that looks complete. Tensors are pulled to the host
-one layer at a time and only one shard is held in memory.
+The writer takes a `read(entry, layer)` function that returns ONE HF tensor's worth of one param
+(a layer of a stacked param, or a whole unstacked one), so it never needs the model in memory:
+an in-memory model (`save_hf`), a params checkpoint or a training checkpoint (both read one layer
+at a time from disk with tensorstore) all feed it. Host memory stays at about the tensor being
+converted: a shard's header is written first and each tensor's bytes as soon as it is read
+(convert/st_write.py), so no shard is ever held whole. Everything is written into a hidden
+temporary sibling folder that is swapped into place at the end (convert/folders.py), so an
+interrupted export never leaves a folder that looks complete, and never leaves no folder where
+there was one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import uuid
 from pathlib import Path
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from safetensors.numpy import save_file
 from tqdm import tqdm
 
-from siamgpt_jax.convert import names
-from siamgpt_jax.convert.hf_import import INDEX_FILE, SINGLE_FILE
-from siamgpt_jax.model.qwen3 import Qwen3
+import siamgpt_jax.convert.folders as folders
+import siamgpt_jax.convert.names as names
+from siamgpt_jax.convert.folders import INDEX_FILE, SINGLE_FILE, TOKENIZER_FILES
+from siamgpt_jax.convert.st_write import SafetensorsWriter
+from siamgpt_jax.config import ConfigError, parse_size
+from siamgpt_jax.errors import UserError
+from siamgpt_jax.model.config import Qwen3Config
 
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
-    "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
-)
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+# read(entry, layer) -> that param's tensor for one layer (layer=None for unstacked params), model layout
+Reader = Callable[[names.Entry, "int | None"], np.ndarray]
 
-
-def parse_size(size: int | str) -> int:
-    """'5GB' -> 5_000_000_000 (HF's convention: GB = 10^9, GiB = 2^30)."""
-    if isinstance(size, int):
-        return size
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(size))
-    unit = (m.group(2) or "B").upper() if m else ""
-    if not m or unit not in _UNITS:
-        raise ValueError(f"max_shard_size={size!r}: expected e.g. '5GB', '500MB', '2GiB' or a byte count")
-    return int(float(m.group(1)) * _UNITS[unit])
+DTYPES = ("bfloat16", "float32", "float16")
 
 
 def _host(x: jax.Array) -> np.ndarray:
@@ -52,24 +46,17 @@ def _host(x: jax.Array) -> np.ndarray:
     return np.asarray(x)
 
 
-def _hf_tensors(model: Qwen3, np_dtype):
-    """(name, thunk) for every HF tensor in HF order; a thunk pulls and converts one tensor."""
-    config = model.config
-    by_name = {}
-    for e in names.entries(config):
+def model_reader(model) -> Reader:
+    """Reader over an in-memory model: pulls one layer of one param to the host at a time (every
+    process of a multi-host model must call it, in the same order: it gathers)."""
+
+    def read(entry: names.Entry, layer: int | None) -> np.ndarray:
         param = model
-        for k in e.path.split("."):
+        for k in entry.path.split("."):
             param = getattr(param, k)
-        for i, name in enumerate(names.hf_names(config, e)):
-            by_name[name] = (e, param, i)
-    for name, shape in names.expected_hf_shapes(config).items():
-        e, param, i = by_name[name]
+        return _host(param[...][layer] if layer is not None else param[...])
 
-        def thunk(e=e, param=param, i=i):
-            value = param[...][i] if e.layered else param[...]
-            return names.to_hf(e, _host(value).astype(np_dtype))
-
-        yield name, shape, thunk
+    return read
 
 
 def _plan_shards(sizes: list[tuple[str, int]], max_bytes: int) -> list[list[str]]:
@@ -92,75 +79,110 @@ def _generation_config(config) -> dict:
     return out
 
 
-def save_hf(
-    model: Qwen3,
+def tokenizer_files(tokenizer_dir: str | Path) -> list[Path]:
+    found = [Path(tokenizer_dir) / f for f in TOKENIZER_FILES if (Path(tokenizer_dir) / f).is_file()]
+    if not found:
+        raise UserError(f"{tokenizer_dir}: no tokenizer files (looked for {', '.join(TOKENIZER_FILES)})")
+    return found
+
+
+def write_hf(
+    config: Qwen3Config,
+    read: Reader,
     out_dir: str | Path,
     *,
     dtype: str = "bfloat16",
     max_shard_size: int | str = "5GB",
-    tokenizer_dir: str | Path | None = None,
+    write_extra: Callable[[Path], None] | None = None,
     overwrite: bool = False,
+    force: bool = False,
+    all_processes_read: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Write `model` as an HF Qwen3 folder loadable by AutoModelForCausalLM.from_pretrained."""
-    out_dir = Path(out_dir)
-    np_dtype = np.dtype(jnp.dtype(dtype))
-    max_bytes = parse_size(max_shard_size)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir}: exists and is not empty (pass overwrite=True to replace it)")
-    if tokenizer_dir is not None:
-        tok_files = [Path(tokenizer_dir) / f for f in TOKENIZER_FILES if (Path(tokenizer_dir) / f).is_file()]
-        if not tok_files:
-            raise FileNotFoundError(f"{tokenizer_dir}: no tokenizer files (looked for {', '.join(TOKENIZER_FILES)})")
-    tensors = list(_hf_tensors(model, np_dtype))
-    sizes = [(name, int(np.prod(shape)) * np_dtype.itemsize) for name, shape, _ in tensors]
-    shards = _plan_shards(sizes, max_bytes)
-    thunks = {name: thunk for name, _, thunk in tensors}
+    """Write an HF Qwen3 folder, one tensor at a time, loadable by AutoModelForCausalLM.from_pretrained.
 
-    if jax.process_index() != 0:  # every process takes part in the gathers; one writes
-        for shard in shards:
-            for name in shard:
-                thunks[name]()
+    write_extra(folder) adds files (the tokenizer) to the temp folder before the swap.
+    Tensors are written in HF's order (layer by layer), or param by param when `read.param_major`
+    says its storage is chunked across layers. all_processes_read: `read` is a collective (an
+    in-memory multi-host model): processes other than 0 call it in the same order and write
+    nothing. Otherwise only process 0 reads and writes.
+    """
+    out_dir = Path(out_dir)
+    if dtype not in DTYPES:
+        raise UserError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    np_dtype = np.dtype(jnp.dtype(dtype))
+    try:
+        max_bytes = int(parse_size(max_shard_size))
+    except ConfigError:
+        raise UserError(f"max_shard_size={max_shard_size!r}: expected e.g. '5GB', '500MB', '2GiB' or a byte count") from None
+    by_name = {n: (e, i if e.layered else None) for e in names.entries(config)
+               for i, n in enumerate(names.hf_names(config, e))}
+    shapes = names.expected_hf_shapes(config)
+    if getattr(read, "param_major", False):  # every layer of a param, then the next (ArrayReader)
+        shapes = {n: shapes[n] for e in names.entries(config) for n in names.hf_names(config, e)}
+    sizes = [(name, int(np.prod(shape)) * np_dtype.itemsize) for name, shape in shapes.items()]
+    shards = _plan_shards(sizes, max_bytes)
+    sizes_by_name = dict(sizes)
+
+    def tensor(name: str) -> np.ndarray:
+        entry, layer = by_name[name]
+        return names.to_hf(entry, read(entry, layer).astype(np_dtype, copy=False))
+
+    if jax.process_index() != 0:
+        if all_processes_read:
+            for name in shapes:
+                tensor(name)
         return out_dir
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    folders.check_target(out_dir, overwrite=overwrite, force=force)
+    folders.clean_leftovers(out_dir)
+    tmp = folders.new_temp(out_dir)
     try:
-        n = len(shards)
-        files = [SINGLE_FILE] if n == 1 else [f"model-{k + 1:05d}-of-{n:05d}.safetensors" for k in range(n)]
+        count = len(shards)
+        files = [SINGLE_FILE] if count == 1 else [f"model-{k + 1:05d}-of-{count:05d}.safetensors" for k in range(count)]
         weight_map = {}
-        bar = tqdm(total=len(tensors), unit="tensor", desc=f"export {out_dir.name}", disable=not progress)
+        total = sum(s for _, s in sizes)
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"export {out_dir.name}", disable=not progress)
         for fname, shard in zip(files, shards):
-            data = {}
-            for name in shard:
-                data[name] = thunks[name]()
-                weight_map[name] = fname
-                bar.update(1)
-            save_file(data, str(tmp / fname), metadata={"format": "pt"})
             bar.set_postfix_str(fname)
-            del data
+            with SafetensorsWriter(tmp / fname, [(t, shapes[t], np_dtype) for t in shard], {"format": "pt"}) as w:
+                for name in shard:
+                    w.write(name, tensor(name))
+                    weight_map[name] = fname
+                    bar.update(sizes_by_name[name])
         bar.close()
-        if n > 1:
-            index = {"metadata": {"total_size": sum(s for _, s in sizes)}, "weight_map": weight_map}
+        if count > 1:
+            index = {"metadata": {"total_size": total}, "weight_map": weight_map}
             (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
         (tmp / "config.json").write_text(
-            json.dumps(model.config.to_hf_dict(torch_dtype=np_dtype.name), indent=2) + "\n", encoding="utf-8"
+            json.dumps(config.to_hf_dict(torch_dtype=np_dtype.name), indent=2) + "\n", encoding="utf-8"
         )
         (tmp / "generation_config.json").write_text(
-            json.dumps(_generation_config(model.config), indent=2) + "\n", encoding="utf-8"
+            json.dumps(_generation_config(config), indent=2) + "\n", encoding="utf-8"
         )
-        if tokenizer_dir is not None:
-            for f in tok_files:
-                shutil.copy2(f, tmp / f.name)
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(out_dir, old)
-            os.rename(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out_dir)
+        if write_extra is not None:
+            write_extra(tmp)
+        folders.check_target(out_dir, overwrite=overwrite, force=force)  # nothing appeared meanwhile
+        folders.swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def copy_tokenizer(tokenizer_dir: str | Path) -> Callable[[Path], None]:
+    files = tokenizer_files(tokenizer_dir)
+
+    def write(folder: Path) -> None:
+        for f in files:
+            shutil.copy2(f, folder / f.name)
+
+    return write
+
+
+def save_hf(model, out_dir: str | Path, *, tokenizer_dir: str | Path | None = None, **kwargs) -> Path:
+    """Write an in-memory `model` as an HF Qwen3 folder (kwargs as write_hf); tokenizer files are
+    copied from `tokenizer_dir` when given."""
+    extra = copy_tokenizer(tokenizer_dir) if tokenizer_dir is not None else None
+    return write_hf(model.config, model_reader(model), out_dir, write_extra=extra,
+                    all_processes_read=True, **kwargs)

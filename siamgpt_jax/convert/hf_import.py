@@ -26,16 +26,17 @@ from flax import nnx
 from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
-from siamgpt_jax.convert import aligned, names
+import siamgpt_jax.convert.aligned as aligned
+import siamgpt_jax.convert.names as names
 from siamgpt_jax.convert.errors import CheckpointError, UnsupportedCheckpointError
+from siamgpt_jax.convert.folders import INDEX_FILE, SINGLE_FILE
 from siamgpt_jax.convert.st_rows import RowReader
 from siamgpt_jax.model.config import Qwen3Config, UnsupportedConfigError, param_shapes
 from siamgpt_jax.model.qwen3 import Qwen3, abstract_model, param_shardings
 
-INDEX_FILE = "model.safetensors.index.json"
-SINGLE_FILE = "model.safetensors"
-
+# The safetensors dtypes a weight may have; integer or fp8 tensors (quantized checkpoints) are refused.
 _ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
+NONFINITE_HINT = "pass --allow-nonfinite to import it anyway"
 
 
 def read_hf_config(path: str | Path) -> Qwen3Config:
@@ -106,6 +107,11 @@ def check_tensors(config: Qwen3Config, headers: dict[str, tuple[tuple[int, ...],
             raise CheckpointError(
                 f"{f}: tensor '{name}' has shape {list(got)}, but config.json implies {list(shape)}"
             )
+        if headers[name][1] not in _ST_DTYPES.values():
+            raise CheckpointError(
+                f"{f}: tensor '{name}' has dtype {headers[name][1]}; only float weights "
+                f"({', '.join(_ST_DTYPES)}) can be imported (quantized checkpoints are not supported)"
+            )
     for name, (_, _, f) in headers.items():
         if name in expected or (config.tie_word_embeddings and name == names.TIED_OPTIONAL):
             continue
@@ -128,8 +134,15 @@ class _Scratch(threading.local):
         return self.buf[:nbytes]
 
 
-def _layer_tasks(reader: RowReader, tensors, entry, per_layer, index, name: str, dst: np.ndarray, scratch: _Scratch):
-    """Closures that together fill `dst` (one layer's block, model layout) from HF tensor `name`."""
+def _check_finite(block: np.ndarray, f: Path, name: str) -> None:
+    if not np.isfinite(block).all():
+        raise CheckpointError(f"{f}: tensor '{name}' holds NaN or inf values ({NONFINITE_HINT})")
+
+
+def _layer_tasks(reader: RowReader, tensors, entry, per_layer, index, name: str, dst: np.ndarray, scratch: _Scratch,
+                 check_finite: bool = True):
+    """Closures that together fill `dst` (one layer's block, model layout) from HF tensor `name`;
+    with check_finite, a NaN or inf in it is a CheckpointError naming the file and tensor."""
     shape, src_dtype, f = tensors[name]
     window = names.hf_index(entry, per_layer, index)
     if window is None:  # head_dim split across devices over several heads: rare, take the simple path
@@ -139,6 +152,8 @@ def _layer_tasks(reader: RowReader, tensors, entry, per_layer, index, name: str,
                     np.copyto(dst, names.read_model_slice(entry, h.get_slice(name), per_layer, index), casting="unsafe")
             except SafetensorError as e:
                 raise CheckpointError(f"{f}: cannot read tensor '{name}': {e}") from None
+            if check_finite:
+                _check_finite(dst, f, name)
         return [slow]
     rows, cols = window[0], window[1:]
     rest = shape[1:]
@@ -153,16 +168,20 @@ def _layer_tasks(reader: RowReader, tensors, entry, per_layer, index, name: str,
         def run():
             if direct:
                 reader.read_rows(name, rows.start + r0, d2[r0:r1])
-                return
-            buf = scratch.get((r1 - r0) * row_bytes).view(src_dtype).reshape((r1 - r0, *rest))
-            reader.read_rows(name, rows.start + r0, buf)
-            np.copyto(d2[r0:r1], buf[(slice(None), *cols)].reshape(r1 - r0, -1), casting="unsafe")
+            else:
+                buf = scratch.get((r1 - r0) * row_bytes).view(src_dtype).reshape((r1 - r0, *rest))
+                reader.read_rows(name, rows.start + r0, buf)
+                with np.errstate(over="ignore"):  # an overflow to inf is reported by the check below
+                    np.copyto(d2[r0:r1], buf[(slice(None), *cols)].reshape(r1 - r0, -1), casting="unsafe")
+            if check_finite:  # after the cast: an fp16 overflow is caught too
+                _check_finite(d2[r0:r1], f, name)
         return run
 
     return [task(r0, min(r0 + step, n)) for r0 in range(0, n, step)]
 
 
-def _reader(config, entry, tensors, dtype, reader: RowReader, pool: ThreadPoolExecutor, scratch: _Scratch):
+def _reader(config, entry, tensors, dtype, reader: RowReader, pool: ThreadPoolExecutor, scratch: _Scratch,
+            check_finite: bool):
     """Callback for make_array_from_callback: the block `index` of the stacked param.
 
     The block is built in a page-aligned buffer (on CPU, device_put then adopts it without a
@@ -179,7 +198,8 @@ def _reader(config, entry, tensors, dtype, reader: RowReader, pool: ThreadPoolEx
         else:
             rest, hf = idx, [entry.hf]
         out = aligned.aligned_empty((len(hf), *(s.stop - s.start for s in rest)), dtype)
-        tasks = [t for j, name in enumerate(hf) for t in _layer_tasks(reader, tensors, entry, per_layer, rest, name, out[j], scratch)]
+        tasks = [t for j, name in enumerate(hf)
+                 for t in _layer_tasks(reader, tensors, entry, per_layer, rest, name, out[j], scratch, check_finite)]
         for fut in [pool.submit(t) for t in tasks]:
             fut.result()  # re-raises a task's CheckpointError here
         return out if entry.layered else out[0]
@@ -196,6 +216,7 @@ def load_hf(
     compute_dtype=jnp.bfloat16,
     progress: bool = True,
     threads: int | None = None,
+    allow_nonfinite: bool = False,
     **kwargs,
 ) -> Qwen3:
     """Load an HF Qwen3 folder (config.json + safetensors) into a Qwen3 model.
@@ -203,7 +224,8 @@ def load_hf(
     dtype: the param dtype; None keeps the checkpoint's (e.g. bf16 stays bf16). compute_dtype is the
     model's activation dtype. With `mesh`, each param lands directly on its NamedSharding (from
     its logical axes and `rules`). `threads` (default: CPU count, at most 8) read row chunks in
-    parallel. Other kwargs (remat, attention) go to Qwen3.
+    parallel. A NaN or inf weight is a CheckpointError unless `allow_nonfinite`. Other kwargs
+    (remat, attention) go to Qwen3.
     """
     path = Path(path)
     config = read_hf_config(path)
@@ -236,7 +258,7 @@ def load_hf(
             if isinstance(sharding, nnx.Variable):  # to_flat_state keeps leaves wrapped
                 sharding = sharding.value
             shape = param_shapes(config)[entry.path]
-            callback = _reader(config, entry, tensors, np_dtype, reader, pool, scratch)
+            callback = _reader(config, entry, tensors, np_dtype, reader, pool, scratch, not allow_nonfinite)
             arr = jax.make_array_from_callback(shape, sharding, callback)
             bar.update(len(names.hf_names(config, entry)))
             node = pure

@@ -354,12 +354,12 @@ def cutter() -> CrfSentenceCutter:
     from pythainlp.corpus import corpus_path, thai_words
     from pythainlp.tokenize import crfcut
 
-    from siamgpt_jax.corpus.thai_text import _segment_chunk
+    from siamgpt_jax.corpus.newmm import segment_chunk
 
     model = CrfModel(Path(corpus_path()) / crfcut._CRFCUT_DATA_FILENAME)
     # newmm's default dictionary is Trie(thai_words()), which strips each word
     space_words = sorted({w.strip() for w in thai_words() if _SPACE_RUN_RE.search(w.strip())})
-    return CrfSentenceCutter(model, frozenset(crfcut._ENDERS), frozenset(crfcut._STARTERS), _segment_chunk, space_words)
+    return CrfSentenceCutter(model, frozenset(crfcut._ENDERS), frozenset(crfcut._STARTERS), segment_chunk, space_words)
 
 
 def segment(line: str) -> list[str]:

@@ -13,7 +13,19 @@ import re
 from typing import Any
 
 from siamgpt_jax.corpus import langid, thai_text
-from siamgpt_jax.corpus.registry import RELATION_TH, RELATIONS, Param, Verdict, compare, counted, register
+from siamgpt_jax.corpus.registry import (
+    RELATION_TH,
+    RELATIONS,
+    Param,
+    Verdict,
+    at_least_one,
+    compare,
+    counted,
+    nonempty,
+    nonempty_list,
+    register,
+    satisfiable,
+)
 from siamgpt_jax.corpus.script import THAI_LETTER_RE, to_arabic_digits
 
 IFEVAL, SEA = "ifeval", "sea-ifeval"
@@ -37,7 +49,7 @@ def keyword_count(text: str, keyword: str) -> int:
 
 
 @register(
-    "keywords:existence", IFEVAL, (Param("keywords", list),),
+    "keywords:existence", IFEVAL, (Param("keywords", list, rule=nonempty_list),),
     th=lambda k: f"ใส่คำสำคัญต่อไปนี้ในคำตอบ: {_q(k['keywords'])}",
     en=lambda k: f"Include keywords {_q(k['keywords'])} in the response.",
 )
@@ -47,7 +59,8 @@ def _existence(text: str, k: dict[str, Any]) -> Verdict:
 
 
 @register(
-    "keywords:frequency", IFEVAL, (Param("keyword", str), Param("frequency", int), REL),
+    "keywords:frequency", IFEVAL, (Param("keyword", str, rule=nonempty), Param("frequency", int), REL),
+    validate=satisfiable("frequency", "relation"),
     th=lambda k: f'ใช้คำว่า "{k["keyword"]}" {RELATION_TH[k["relation"]]} {k["frequency"]} ครั้ง',
     en=lambda k: f'In your response, the word "{k["keyword"]}" should appear {k["relation"]} {k["frequency"]} times.',
 )
@@ -56,7 +69,7 @@ def _frequency(text: str, k: dict[str, Any]) -> Verdict:
 
 
 @register(
-    "keywords:forbidden_words", IFEVAL, (Param("forbidden_words", list),),
+    "keywords:forbidden_words", IFEVAL, (Param("forbidden_words", list, rule=nonempty_list),),
     th=lambda k: f"ห้ามใช้คำต่อไปนี้ในคำตอบ: {_q(k['forbidden_words'])}",
     en=lambda k: f"Do not include keywords {_q(k['forbidden_words'])} in the response.",
 )
@@ -74,6 +87,7 @@ def _forbidden(text: str, k: dict[str, Any]) -> Verdict:
     "keywords:letter_frequency", IFEVAL,
     (Param("letter", str, rule=lambda v: None if len(v) == 1 else "must be one character"),
      Param("let_frequency", int), Param("let_relation", str, choices=RELATIONS)),
+    validate=satisfiable("let_frequency", "let_relation"),
     th=lambda k: f'ใช้ตัวอักษร "{k["letter"]}" {RELATION_TH[k["let_relation"]]} {k["let_frequency"]} ครั้ง',
     en=lambda k: f'In your response, the letter {k["letter"]} should appear {k["let_relation"]} {k["let_frequency"]} times.',
 )
@@ -83,7 +97,8 @@ def _letter_frequency(text: str, k: dict[str, Any]) -> Verdict:
 
 
 @register(
-    "keywords:number_frequency", SEA, (Param("number", str), Param("frequency", int), REL),
+    "keywords:number_frequency", SEA, (Param("number", str, rule=nonempty), Param("frequency", int), REL),
+    validate=satisfiable("frequency", "relation"),
     th=lambda k: f'ให้ตัวเลข {k["number"]} ปรากฏ{RELATION_TH[k["relation"]]} {k["frequency"]} ครั้ง',
     en=lambda k: f'The number {k["number"]} should appear {k["relation"]} {k["frequency"]} times.',
 )
@@ -99,15 +114,14 @@ def _number_frequency(text: str, k: dict[str, Any]) -> Verdict:
 
 
 @register(
-    "language:response_language", IFEVAL, (Param("language", str, aliases=("response_language",)),),
+    "language:response_language", IFEVAL, (Param("language", str, aliases=("response_language",), rule=langid.language_code_problem),),
     th=lambda k: f"ตอบเป็นภาษา {k['language']} เท่านั้น ห้ามใช้ภาษาอื่น",
     en=lambda k: f"Your ENTIRE response should be in {k['language']} language, no other language is allowed.",
 )
 def _response_language(text: str, k: dict[str, Any]) -> Verdict:
     got = langid.detect(text)
-    want = k["language"].lower()
-    ok = got == want or (want in ("id", "ms") and got in ("id", "ms"))  # same language, two standards
-    return Verdict(ok, "" if ok else f"response language is {got}, expected {want}")
+    ok = langid.same_language(got, k["language"])
+    return Verdict(ok, "" if ok else f"response language is {got}, expected {k['language']}")
 
 
 # ---------------------------------------------------------------- length
@@ -115,6 +129,7 @@ def _response_language(text: str, k: dict[str, Any]) -> Verdict:
 
 @register(
     "length_constraints:number_sentences", IFEVAL, (Param("num_sentences", int), REL),
+    validate=satisfiable("num_sentences", "relation"),
     th=lambda k: f"ตอบ{RELATION_TH[k['relation']]} {k['num_sentences']} ประโยค",
     en=lambda k: f"Your response should contain {k['relation']} {k['num_sentences']} sentences.",
 )
@@ -146,7 +161,7 @@ def ifeval_paragraphs(text: str) -> list[str] | None:
 
 
 @register(
-    "length_constraints:number_paragraphs", IFEVAL, (Param("num_paragraphs", int),),
+    "length_constraints:number_paragraphs", IFEVAL, (Param("num_paragraphs", int, rule=at_least_one),),
     th=lambda k: f"ตอบเป็น {k['num_paragraphs']} ย่อหน้าพอดี โดยคั่นแต่ละย่อหน้าด้วยเส้นแบ่ง markdown: ***",
     en=lambda k: f"There should be {k['num_paragraphs']} paragraphs. Paragraphs are separated with the markdown divider: ***",
 )
@@ -159,6 +174,7 @@ def _num_paragraphs(text: str, k: dict[str, Any]) -> Verdict:
 
 @register(
     "length_constraints:number_words", IFEVAL, (Param("num_words", int), REL),
+    validate=satisfiable("num_words", "relation"),
     th=lambda k: f"ตอบ{RELATION_TH[k['relation']]} {k['num_words']} คำ",
     en=lambda k: f"Answer with {k['relation']} {k['num_words']} words.",
 )
@@ -168,7 +184,8 @@ def _num_words(text: str, k: dict[str, Any]) -> Verdict:
 
 @register(
     "length_constraints:nth_paragraph_first_word", IFEVAL,
-    (Param("num_paragraphs", int), Param("nth_paragraph", int), Param("first_word", str)),
+    (Param("num_paragraphs", int, rule=at_least_one), Param("nth_paragraph", int, rule=at_least_one), Param("first_word", str, rule=nonempty)),
+    validate=lambda k: None if k["nth_paragraph"] <= k["num_paragraphs"] else f"nth_paragraph {k['nth_paragraph']} > num_paragraphs {k['num_paragraphs']}: no response can pass",
     th=lambda k: (
         f"ตอบเป็น {k['num_paragraphs']} ย่อหน้า คั่นด้วยบรรทัดว่าง และย่อหน้าที่ {k['nth_paragraph']} "
         f'ต้องขึ้นต้นด้วยคำว่า "{k["first_word"]}"'
@@ -195,12 +212,14 @@ def _nth_first_word(text: str, k: dict[str, Any]) -> Verdict:
 
 
 @register(
-    "detectable_content:number_placeholders", IFEVAL, (Param("num_placeholders", int),),
+    "detectable_content:number_placeholders", IFEVAL, (Param("num_placeholders", int, rule=at_least_one),),
     th=lambda k: f"ใส่ช่องว่างสำหรับเติมข้อมูลในวงเล็บเหลี่ยมอย่างน้อย {k['num_placeholders']} ช่อง เช่น [ที่อยู่]",
     en=lambda k: f"The response must contain at least {k['num_placeholders']} placeholders represented by square brackets, such as [address].",
 )
 def _placeholders(text: str, k: dict[str, Any]) -> Verdict:
-    return counted("[placeholders]", len(re.findall(r"\[.*?\]", text)), "at least", k["num_placeholders"])
+    # SEA-HELM's reading: "[]" or "[ ]" holds nothing to fill in, so it is no placeholder.
+    n = sum(1 for p in re.findall(r"\[(.*?)\]", text) if p.strip()) if "[" in text else 0
+    return counted("non-empty [placeholders]", n, "at least", k["num_placeholders"])
 
 
 def _postscript_pattern(marker: str) -> str:
@@ -216,7 +235,7 @@ def _postscript_pattern(marker: str) -> str:
 
 
 @register(
-    "detectable_content:postscript", IFEVAL, (Param("postscript_marker", str),),
+    "detectable_content:postscript", IFEVAL, (Param("postscript_marker", str, rule=nonempty),),
     th=lambda k: f"ท้ายคำตอบ ให้เพิ่มปัจฉิมลิขิตที่ขึ้นต้นด้วย {k['postscript_marker']}",
     en=lambda k: f"At the end of your response, please explicitly add a postscript starting with {k['postscript_marker']}",
 )
@@ -238,11 +257,20 @@ def _postscript(text: str, k: dict[str, Any]) -> Verdict:
     en=lambda k: f"Your answer must contain exactly {k['num_bullets']} bullet points. Use the markdown bullet points such as:\n* This is point 1.\n* This is point 2",
 )
 def _bullets(text: str, k: dict[str, Any]) -> Verdict:
-    # each pattern needs its marker character somewhere; without it its count is 0
-    stars = len(re.findall(r"^\s*\*[^\*].*$", text, flags=re.MULTILINE)) if "*" in text else 0
-    dashes = len(re.findall(r"^\s*-.*$", text, flags=re.MULTILINE)) if "-" in text else 0
-    n = stars + dashes
-    return counted("bullet points", n, "exactly", k["num_bullets"])
+    return counted("bullet points", count_bullets(text), "exactly", k["num_bullets"])
+
+
+# A markdown bullet: "*" or "-", then a space, then content (SEA-HELM's reading). Unlike IFEval's
+# patterns this leaves out "*italic*" and "**bold**" lines, "---" rules and a bare "-".
+BULLET_RE = re.compile(r"^[ \t]*[*-][ \t]+\S.*$", re.MULTILINE)
+# A thematic break ("* * *", "- - -"): three or more of one marker and nothing else.
+_RULE_RE = re.compile(r"[ \t]*([*_-])(?:[ \t]*\1){2,}[ \t]*")
+
+
+def count_bullets(text: str) -> int:
+    if "*" not in text and "-" not in text:
+        return 0
+    return sum(1 for m in BULLET_RE.finditer(text) if not _RULE_RE.fullmatch(m.group()))
 
 
 CONSTRAINED_OPTIONS = (
@@ -262,7 +290,7 @@ def _constrained(text: str, k: dict[str, Any]) -> Verdict:
 
 
 @register(
-    "detectable_format:number_highlighted_sections", IFEVAL, (Param("num_highlights", int),),
+    "detectable_format:number_highlighted_sections", IFEVAL, (Param("num_highlights", int, rule=at_least_one),),
     th=lambda k: f"เน้นข้อความอย่างน้อย {k['num_highlights']} ส่วนด้วย markdown เช่น *ส่วนที่เน้น*",
     en=lambda k: f"Highlight at least {k['num_highlights']} sections in your answer with markdown, i.e. *highlighted section*.",
 )
@@ -274,12 +302,14 @@ def _highlights(text: str, k: dict[str, Any]) -> Verdict:
 
 @register(
     "detectable_format:multiple_sections", IFEVAL,
-    (Param("section_spliter", str, aliases=("section_title", "section_splitter")), Param("num_sections", int)),
+    (Param("section_spliter", str, aliases=("section_title", "section_splitter"), rule=nonempty), Param("num_sections", int, rule=at_least_one)),
     th=lambda k: f"แบ่งคำตอบเป็น {k['num_sections']} ส่วน โดยขึ้นต้นแต่ละส่วนด้วย {k['section_spliter']} X เช่น {k['section_spliter']} 1",
     en=lambda k: f"Your response must have {k['num_sections']} sections. Mark the beginning of each section with {k['section_spliter']} X, such as: {k['section_spliter']} 1",
 )
 def _sections(text: str, k: dict[str, Any]) -> Verdict:
-    n = len(re.split(r"\s?" + re.escape(k["section_spliter"].strip()) + r"\s?\d+\s?", text)) - 1
+    # Any run of spaces (no line break) between marker and number: IFEval's single optional
+    # space missed "ส่วน  1", which a reader sees as a section mark.
+    n = len(re.findall(re.escape(k["section_spliter"].strip()) + r"[^\S\n]*\d+", text))
     return counted(f"sections marked '{k['section_spliter']} N'", n, "at least", k["num_sections"])
 
 
@@ -335,20 +365,25 @@ def _two_responses(text: str, k: dict[str, Any]) -> Verdict:
 
 
 @register(
-    "combination:repeat_prompt", IFEVAL, (Param("prompt_to_repeat", str),),
+    "combination:repeat_prompt", IFEVAL, (Param("prompt_to_repeat", str, rule=nonempty),),
     th=lambda k: f"ทวนคำขอต่อไปนี้ก่อนโดยไม่เปลี่ยนแปลง แล้วจึงตอบ (ห้ามพูดอะไรก่อนทวน): {k['prompt_to_repeat']}",
     en=lambda k: f"First repeat the request word for word without change, then give your answer (do not say anything before repeating the request): {k['prompt_to_repeat']}",
 )
 def _repeat_prompt(text: str, k: dict[str, Any]) -> Verdict:
-    ok = text.strip().lower().startswith(k["prompt_to_repeat"].strip().lower())
-    return Verdict(ok, "" if ok else "response does not begin with the request repeated verbatim")
+    body, request = text.strip().lower(), k["prompt_to_repeat"].strip().lower()
+    if not body.startswith(request):
+        return Verdict(False, "response does not begin with the request repeated verbatim")
+    # SEA-HELM's reading: the instruction is to repeat the request *then answer it*.
+    if not body[len(request) :].strip():
+        return Verdict(False, "response only repeats the request and gives no answer")
+    return Verdict(True)
 
 
 # ---------------------------------------------------------------- start / end
 
 
 @register(
-    "startend:end_checker", IFEVAL, (Param("end_phrase", str),),
+    "startend:end_checker", IFEVAL, (Param("end_phrase", str, rule=nonempty),),
     th=lambda k: f'จบคำตอบด้วยวลี "{k["end_phrase"]}" ห้ามมีข้อความอื่นต่อท้าย',
     en=lambda k: f"Finish your response with this exact phrase {k['end_phrase']}. No other words should follow this phrase.",
 )
@@ -358,7 +393,7 @@ def _end_checker(text: str, k: dict[str, Any]) -> Verdict:
 
 
 @register(
-    "startend:first_word", SEA, (Param("first_word", str),),
+    "startend:first_word", SEA, (Param("first_word", str, rule=nonempty),),
     th=lambda k: f'เริ่มคำตอบด้วยคำว่า "{k["first_word"]}"',
     en=lambda k: f'Start your response with the word "{k["first_word"]}".',
 )
@@ -375,6 +410,8 @@ def _first_word(text: str, k: dict[str, Any]) -> Verdict:
 def _quotation(text: str, k: dict[str, Any]) -> Verdict:
     v = text.strip()
     ok = len(v) > 1 and ((v[0] == '"' and v[-1] == '"') or (v[0] == "“" and v[-1] == "”"))
+    if ok and not v[1:-1].strip():
+        return Verdict(False, "nothing inside the quotation marks")  # SEA-HELM's reading: "" quotes nothing
     return Verdict(ok, "" if ok else "response is not wrapped in double quotation marks")
 
 
@@ -384,6 +421,7 @@ def _quotation(text: str, k: dict[str, Any]) -> Verdict:
 @register(
     "change_case:capital_word_frequency", IFEVAL,
     (Param("capital_frequency", int), Param("capital_relation", str, choices=RELATIONS)),
+    validate=satisfiable("capital_frequency", "capital_relation"),
     th=lambda k: f"ใช้คำภาษาอังกฤษที่เป็นตัวพิมพ์ใหญ่ทั้งคำ{RELATION_TH[k['capital_relation']]} {k['capital_frequency']} คำ",
     en=lambda k: f"In your response, words with all capital letters should appear {k['capital_relation']} {k['capital_frequency']} times.",
 )

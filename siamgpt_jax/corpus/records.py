@@ -2,7 +2,8 @@
 
 Accepted shapes (all normalised to `messages: [{"role", "content"}]`):
   * SystemChat-2.0 / OpenAI chat: {"messages": [{"role": "system"|"user"|"assistant", "content"}]}
-  * ShareGPT dumps: {"conversations" or "messages": [{"from": "system"|"human"|"gpt", "value"}]}
+  * ShareGPT dumps: {"conversations" or "messages": [{"from": "system"|"human"|"gpt", "value"}]},
+    optionally with the system prompt as a top-level "system" string (LLaMA-Factory's form)
   * IFEval response files: {"prompt": str, "response": str, "instruction_id_list", "kwargs"}
 A record with `instruction_id_list` is stream B ("autoif"), otherwise stream A ("systemchat").
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +37,12 @@ def compact_json(sort_keys: bool):
 _id_json = compact_json(sort_keys=True)
 line_json = compact_json(sort_keys=False)  # json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 _TURN_KEYS = ["role", "content"]
+# A \uXXXX escape of a UTF-16 surrogate; json.loads turns a lone one into a str that cannot be UTF-8.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Characters that show nothing: controls, format characters (zero-width space, BOM, bidi marks) and
+# separators, plus the blank letters some fonts draw as nothing (Hangul fillers, Braille blank).
+_INVISIBLE_CATEGORIES = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp", "Cn", "Co", "Cs"))
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _ROLE_ALIASES = {"system": "system", "user": "user", "assistant": "assistant", "human": "user", "gpt": "assistant", "model": "assistant"}
 
 
@@ -109,6 +118,13 @@ def parse_line(raw: bytes, limits: Limits = Limits()) -> Record:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise RecordError("invalid_json", f"invalid JSON at column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise RecordError("invalid_json", "JSON nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(raw):  # paired escapes are one character; a lone one is not text
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise RecordError("invalid_unicode", f"a lone UTF-16 surrogate escape (\\u{ord(e.object[e.start]):04x}) is not text") from None
     if not isinstance(obj, dict):
         raise RecordError("invalid_json", f"a record must be a JSON object, got {type(obj).__name__}")
     stream = AUTOIF if "instruction_id_list" in obj else SYSTEMCHAT
@@ -117,18 +133,24 @@ def parse_line(raw: bytes, limits: Limits = Limits()) -> Record:
     if stream == AUTOIF:
         _validate_autoif_fields(extra)
     elif extra.get("kwargs") not in (None, []):  # constraints without ids cannot be checked
-        raise RecordError("bad_kwargs", "'kwargs' is given without 'instruction_id_list'", SYSTEMCHAT)
+        raise RecordError("invalid_kwargs", "'kwargs' is given without 'instruction_id_list'", SYSTEMCHAT)
     return Record(stream, messages, extra)
 
 
 def _messages(obj: dict[str, Any], stream: str) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    if "messages" in obj or "conversations" in obj:
-        key = "messages" if "messages" in obj else "conversations"
+    if obj.get("messages") is not None or obj.get("conversations") is not None:
+        key = "messages" if obj.get("messages") is not None else "conversations"
         turns = obj[key]
         if not isinstance(turns, list):
             raise RecordError("missing_field", f"'{key}' must be a list of turns", stream)
-        extra = {k: v for k, v in obj.items() if k != key}
-        return [_turn(t, i, stream) for i, t in enumerate(turns)], extra
+        messages = [_turn(t, i, stream) for i, t in enumerate(turns)]
+        drop = (key,)
+        system = obj.get("system")
+        if isinstance(system, str) and system.strip() and not (messages and messages[0]["role"] == "system"):
+            messages.insert(0, {"role": "system", "content": system})  # ShareGPT with a top-level system prompt
+            drop = (key, "system")
+        extra = {k: v for k, v in obj.items() if k not in drop}
+        return messages, extra
     if isinstance(obj.get("prompt"), str) and isinstance(obj.get("response"), str):
         extra = {k: v for k, v in obj.items() if k not in ("prompt", "response")}
         return [{"role": "user", "content": obj["prompt"]}, {"role": "assistant", "content": obj["response"]}], extra
@@ -138,8 +160,10 @@ def _messages(obj: dict[str, Any], stream: str) -> tuple[list[dict[str, str]], d
 def _turn(t: Any, i: int, stream: str) -> dict[str, str]:
     if not isinstance(t, dict):
         raise RecordError("missing_field", f"turn {i} is not an object", stream)
-    role = t.get("role", t.get("from"))
-    content = t.get("content", t.get("value"))
+    role = t.get("role")
+    role = t.get("from") if role is None else role
+    content = t.get("content")
+    content = t.get("value") if content is None else content
     if role is None or content is None:
         raise RecordError("missing_field", f"turn {i} lacks 'role'/'content' (or 'from'/'value')", stream)
     if role not in _ROLE_ALIASES:
@@ -156,8 +180,8 @@ def _validate_structure(messages: list[dict[str, str]], stream: str, limits: Lim
         raise RecordError("structure:length", f"{len(messages)} turns exceed the cap of {limits.max_turns}", stream)
     total = 0
     for i, m in enumerate(messages):
-        if not m["content"].strip():
-            raise RecordError("structure:empty_turn", f"turn {i} ({m['role']}) is empty", stream)
+        if not has_visible_text(m["content"]):
+            raise RecordError("structure:empty_turn", f"turn {i} ({m['role']}) is empty or shows nothing", stream)
         n = len(m["content"])
         total += n
         if n > limits.max_turn_chars:
@@ -174,6 +198,17 @@ def _validate_structure(messages: list[dict[str, str]], stream: str, limits: Lim
         raise RecordError("structure:final_turn", "the last turn must be the assistant's", stream)
 
 
+def has_visible_text(text: str) -> bool:
+    """True if some character of `text` shows on screen: not whitespace, a control, a zero-width or
+    other format character (\\x00, \\ufeff, \\u200b ...), nor a blank letter."""
+    for ch in text:  # stops at the first visible character: the first one for nearly all text
+        if ch.isalnum() and ch.isascii():
+            return True
+        if not ch.isspace() and ch not in _BLANK_LETTERS and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES:
+            return True
+    return False
+
+
 def _validate_autoif_fields(extra: dict[str, Any]) -> None:
     ids, kwargs = extra.get("instruction_id_list"), extra.get("kwargs")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
@@ -182,4 +217,4 @@ def _validate_autoif_fields(extra: dict[str, Any]) -> None:
         raise RecordError("missing_field", "'kwargs' is missing (one object per instruction id)", AUTOIF)
     if not isinstance(kwargs, list) or len(kwargs) != len(ids):
         n = len(kwargs) if isinstance(kwargs, list) else type(kwargs).__name__
-        raise RecordError("bad_kwargs", f"'kwargs' must be a list of {len(ids)} objects (one per id), got {n}", AUTOIF)
+        raise RecordError("invalid_kwargs", f"'kwargs' must be a list of {len(ids)} objects (one per id), got {n}", AUTOIF)

@@ -61,6 +61,10 @@ class Instruction:
     # normalize({}) once, for check() to pass to `fn` when no kwargs are given; None when a
     # kwarg is required. Shared between calls: check functions only read their kwargs.
     defaults: dict[str, Any] | None = field(default=None, compare=False)
+    # `fn` takes the prompt as a third argument (terms the prompt uses are fair to repeat)
+    uses_prompt: bool = False
+    # a rule across kwargs: normalised kwargs -> None if fine, else what is wrong
+    validate: Callable[[dict[str, Any]], str | None] | None = field(default=None, compare=False)
 
     def normalize(self, kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """Validated kwargs with aliases resolved and defaults filled.
@@ -90,6 +94,8 @@ class Instruction:
                 if p.required:
                     raise KwargsError(f"{self.id}: missing kwarg {p.name!r}")
                 out[p.name] = list(p.default) if isinstance(p.default, (list, tuple)) else p.default
+        if self.validate is not None and (problem := self.validate(out)):
+            raise KwargsError(f"{self.id}: {problem}")
         return out
 
 
@@ -134,6 +140,42 @@ def _coerce(iid: str, p: Param, value: Any) -> Any:
     return value
 
 
+# Rules for kwargs that would make a check vacuous: always passed (an empty end phrase, no
+# keywords, "at least 0") or never passable (an empty forbidden word, paragraph 0). Such kwargs
+# are invalid input, like a wrong type, not a constraint a response can follow.
+def nonempty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def nonempty_items(values: list[str]) -> str | None:
+    """For optional lists: [] is the default, but every given item must say something."""
+    return "must not hold an empty string" if any(not v.strip() for v in values) else None
+
+
+def nonempty_list(values: list[str]) -> str | None:
+    return "must not be empty" if not values else nonempty_items(values)
+
+
+def at_least_one(value: int) -> str | None:
+    return None if value >= 1 else "must be >= 1"
+
+
+def unit_interval(value: float) -> str | None:
+    return None if 0 < value <= 1 else "must be in (0, 1]: 0 or less passes every response, more than 1 none"
+
+
+def satisfiable(count: str, relation: str) -> Callable[[dict[str, Any]], str | None]:
+    """A cross-kwarg rule for (count, relation) pairs: counts are >= 0, so "at least 0" holds for
+    every response and "less than 0" for none."""
+
+    def rule(k: dict[str, Any]) -> str | None:
+        if k[count] == 0 and k[relation] in ("at least", "less than"):
+            return f"{relation} 0 {'holds for every' if k[relation] == 'at least' else 'holds for no'} response"
+        return None
+
+    return rule
+
+
 REGISTRY: dict[str, Instruction] = {}
 
 
@@ -143,12 +185,14 @@ def register(
     params: tuple[Param, ...],
     th: Callable[[dict[str, Any]], str],
     en: Callable[[dict[str, Any]], str],
-) -> Callable[[Callable[[str, dict[str, Any]], Verdict]], Callable[[str, dict[str, Any]], Verdict]]:
-    def deco(fn: Callable[[str, dict[str, Any]], Verdict]) -> Callable[[str, dict[str, Any]], Verdict]:
+    uses_prompt: bool = False,
+    validate: Callable[[dict[str, Any]], str | None] | None = None,
+) -> Callable[[Callable[..., Verdict]], Callable[..., Verdict]]:
+    def deco(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
         if iid in REGISTRY:
             raise RuntimeError(f"instruction {iid!r} registered twice")
         alias_map = {a: p.name for p in params for a in p.aliases}
-        ins = Instruction(iid, family, params, fn, th, en, alias_map, {p.name: p for p in params})
+        ins = Instruction(iid, family, params, fn, th, en, alias_map, {p.name: p for p in params}, uses_prompt=uses_prompt, validate=validate)
         if not any(p.required for p in params):
             ins = dataclasses.replace(ins, defaults=ins.normalize({}))
         REGISTRY[iid] = ins

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from siamgpt_jax.corpus import orthography
-from siamgpt_jax.corpus.registry import Param, Verdict, register
+from siamgpt_jax.corpus import code_switching, orthography
+from siamgpt_jax.corpus.registry import Param, Verdict, at_least_one, nonempty_items, register, unit_interval
 from siamgpt_jax.corpus.script import (
     ARABIC_DIGIT_RE,
     THAI_DIGIT_RE,
@@ -31,58 +31,68 @@ from siamgpt_jax.corpus.script import (
 THAI = "thai"
 
 
-def _remove_terms(text: str, terms: list[str]) -> str:
-    for term in sorted(terms, key=len, reverse=True):  # longest first: "Google Maps" before "Google"
-        if term:
-            text = re.sub(re.escape(term), " ", text, flags=re.IGNORECASE)
-    return text
-
-
-# A run of Latin words joined only by spaces and light punctuation, e.g. "this is very important".
-_LATIN_WORD = r"[A-Za-z\u00C0-\u024F][A-Za-z\u00C0-\u024F'’-]*"
-
-
 @register(
     "thai:no_code_switching", THAI,
     (
         Param("policy", str, required=False, default="default", choices=("default", "lenient", "strict")),
-        Param("allowed_terms", list, required=False, default=()),
+        Param("allowed_terms", list, required=False, default=(), rule=nonempty_items),
         Param("max_latin_words", int, required=False, default=3),
     ),
     th=lambda k: "ตอบเป็นภาษาไทยล้วน ห้ามปนอักษรหรือวลีภาษาอื่น"
     + (f" (ยกเว้นคำว่า {', '.join(k['allowed_terms'])})" if k["allowed_terms"] else ""),
     en=lambda k: "Answer in Thai only; do not mix in other scripts or inserted foreign phrases"
     + (f" (allowed terms: {', '.join(k['allowed_terms'])})" if k["allowed_terms"] else "") + ".",
+    uses_prompt=True,
 )
-def no_code_switching(text: str, k: dict[str, Any]) -> Verdict:
-    prose = _remove_terms(strip_code_and_urls(text), k["allowed_terms"])
+def no_code_switching(text: str, k: dict[str, Any], prompt: str = "") -> Verdict:
+    """The rule is code_switching's: names, quotes, code and the prompt's own terms are not switching."""
+    prose = strip_code_and_urls(text)
+    if not count_latin_letters(prose) and not foreign_scripts(prose):
+        return Verdict(True)  # the usual Thai turn: nothing to tell apart
+    prose = code_switching.exempt_removed(text, prompt, k["allowed_terms"])
     scripts = foreign_scripts(prose)
     if scripts:
         return Verdict(False, "other script: " + "; ".join(f"{name} in {ex!r}" for name, ex in scripts.items()))
-    latin, thai = count_latin_letters(prose), count_thai_letters(prose)
-    if latin and k["policy"] == "strict":
-        m = re.search(_LATIN_WORD, prose)
-        return Verdict(False, f"Latin text under strict policy: {m.group() if m else ''!r}")
+    if not count_latin_letters(prose):
+        return Verdict(True)
+    runs = code_switching.latin_runs(prose, prompt)
+    if k["policy"] == "strict":  # names too: only the prompt's terms, allowed terms, quotes and code
+        used = code_switching.prompt_terms(prompt)[0] if prompt else frozenset()
+        for m, _ in runs:
+            word = next((w for w in code_switching.latin_words(m.group()) if w.lower() not in used), None)
+            if word:
+                return Verdict(False, f"Latin text under strict policy: {word!r}")
+    english = [m.group() for m, is_name in runs if not is_name]
+    latin, thai = sum(map(count_latin_letters, english)), count_thai_letters(prose)
     if latin > thai:
-        return Verdict(False, f"Latin text outweighs Thai ({latin} Latin vs {thai} Thai letters)")
-    if k["policy"] == "default" and latin > k["max_latin_words"]:  # the phrase needs n + 1 Latin letters
+        return Verdict(False, f"English text outweighs Thai ({latin} Latin vs {thai} Thai letters)")
+    if k["policy"] == "default":
         n = k["max_latin_words"]
-        m = re.search(rf"{_LATIN_WORD}(?:[ \t,;:]+{_LATIN_WORD}){{{n},}}", prose)
-        if m:
-            return Verdict(False, f"English phrase of more than {n} words inserted: {m.group()[:80]!r}")
+        for run in english:
+            if len(code_switching.latin_words(run)) > n:
+                return Verdict(False, f"English phrase of more than {n} words inserted: {run[:80]!r}")
     return Verdict(True)
 
 
 @register(
     "thai:response_language", THAI,
-    (Param("min_ratio", float, required=False, default=0.6),),
+    (Param("min_ratio", float, required=False, default=0.6, rule=unit_interval),),
     th=lambda k: f"ตอบเป็นภาษาไทย (ตัวอักษรไทยอย่างน้อย {k['min_ratio']:.0%} ของตัวอักษรทั้งหมด)",
     en=lambda k: f"Answer in Thai (at least {k['min_ratio']:.0%} of the letters Thai).",
+    uses_prompt=True,
 )
-def response_language(text: str, k: dict[str, Any]) -> Verdict:
+def response_language(text: str, k: dict[str, Any], prompt: str = "") -> Verdict:
+    """Thai letters / all letters, over what code_switching counts as prose (names, quotes, code and
+    the prompt's terms left out); an answer that is only JSON is measured on its string values."""
+    if text.lstrip()[:1] in ("`", "{", "["):
+        values = code_switching.json_values(text)
+        if values is not None:
+            text = values
     share = thai_share(strip_code_and_urls(text))
+    if share < k["min_ratio"]:  # leaving out names and the like only removes non-Thai letters
+        share = thai_share(code_switching.without_names(code_switching.exempt_removed(text, prompt), prompt))
     ok = share >= k["min_ratio"]
-    return Verdict(ok, "" if ok else f"Thai letter share {share:.2f} below {k['min_ratio']:.2f}")
+    return Verdict(ok, "" if ok else f"Thai letter share {share:.2f} below {k['min_ratio']:.2f} (names, quotes and code left out)")
 
 
 @register(
@@ -147,7 +157,7 @@ def _strip_trailing_non_letters(s: str) -> str:
     "thai:polite_particle", THAI,
     (
         Param("gender", str, required=False, default="any", choices=("any", "male", "female")),
-        Param("particles", list, required=False, default=()),
+        Param("particles", list, required=False, default=(), rule=nonempty_items),
     ),
     th=lambda k: "ลงท้ายคำตอบด้วยคำลงท้ายสุภาพ เช่น " + " / ".join(k["particles"] or POLITE[k["gender"]][:2]),
     en=lambda k: "End the response with a polite particle such as " + " / ".join(k["particles"] or POLITE[k["gender"]][:2]) + ".",
@@ -333,9 +343,9 @@ def most_repeated_gram(words: list[str], n: int, more_than: int) -> tuple[str, i
 @register(
     "thai:no_repetition", THAI,
     (
-        Param("ngram_chars", int, required=False, default=30),
-        Param("max_ngram_repeats", int, required=False, default=3),
-        Param("max_line_repeats", int, required=False, default=2),
+        Param("ngram_chars", int, required=False, default=30, rule=at_least_one),
+        Param("max_ngram_repeats", int, required=False, default=3, rule=at_least_one),
+        Param("max_line_repeats", int, required=False, default=2, rule=at_least_one),
         Param("min_line_chars", int, required=False, default=10),
     ),
     th=lambda k: "ห้ามพูดซ้ำวนเป็นวงจร (ห้ามมีวลีหรือบรรทัดเดิมซ้ำหลายครั้ง)",

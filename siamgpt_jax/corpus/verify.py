@@ -10,6 +10,7 @@ spellings, and the `thai:` stability checks. Unknown ids and bad kwargs raise `V
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from siamgpt_jax.corpus import ifeval_checks, thai_checks  # noqa: F401  (populate REGISTRY)
@@ -55,10 +56,14 @@ def loose_variants(response: str) -> list[str]:
     return base + [v.replace("*", "") for v in base]
 
 
-def check(instruction_id: str, response: str, kwargs: dict[str, Any] | None = None, *, loose: bool = False) -> Verdict:
+def check(
+    instruction_id: str, response: str, kwargs: dict[str, Any] | None = None, *, loose: bool = False, prompt: str = ""
+) -> Verdict:
     """Does `response` follow the instruction? Strict by default; `loose` as IFEval defines it.
 
-    An empty or whitespace-only response never follows an instruction (IFEval's rule).
+    `prompt` (the user and system turns the response answers) reaches the checks that read it
+    (`Instruction.uses_prompt`: terms the prompt uses are not code-switching). An empty or
+    whitespace-only response never follows an instruction (IFEval's rule).
     """
     ins = lookup(instruction_id)
     empty = kwargs is None or (isinstance(kwargs, dict) and not kwargs)
@@ -67,12 +72,13 @@ def check(instruction_id: str, response: str, kwargs: dict[str, Any] | None = No
         raise VerifierError(f"{instruction_id}: response must be a string, got {type(response).__name__}")
     if not response or response.isspace():  # not response.strip(), without copying the response
         return Verdict(False, "empty response")
+    fn = functools.partial(ins.fn, prompt=prompt) if ins.uses_prompt else ins.fn
     if not loose:
-        return ins.fn(response, kw)
+        return fn(response, kw)
     first = None
     for variant in loose_variants(response):
         if variant.strip():
-            verdict = ins.fn(variant, kw)
+            verdict = fn(variant, kw)
             if verdict.ok:
                 return verdict
             first = first or verdict
@@ -80,12 +86,12 @@ def check(instruction_id: str, response: str, kwargs: dict[str, Any] | None = No
 
 
 def check_all(
-    instruction_ids_: list[str], response: str, kwargs_list: list[dict[str, Any] | None], *, loose: bool = False
+    instruction_ids_: list[str], response: str, kwargs_list: list[dict[str, Any] | None], *, loose: bool = False, prompt: str = ""
 ) -> list[tuple[str, Verdict]]:
     """check() for each (id, kwargs) pair of an IFEval record; lengths must match."""
     if len(instruction_ids_) != len(kwargs_list):
         raise KwargsError(f"{len(instruction_ids_)} instruction ids but {len(kwargs_list)} kwargs sets")
-    return [(iid, check(iid, response, kw, loose=loose)) for iid, kw in zip(instruction_ids_, kwargs_list)]
+    return [(iid, check(iid, response, kw, loose=loose, prompt=prompt)) for iid, kw in zip(instruction_ids_, kwargs_list)]
 
 
 def describe(instruction_id: str, kwargs: dict[str, Any] | None = None, lang: str = "th") -> str:

@@ -59,7 +59,8 @@ class GenerationRequest:
 
 @dataclasses.dataclass(frozen=True)
 class Generation:
-    """One request's result. token_logprobs is set when the request asked for logprobs."""
+    """One request's result. token_logprobs (and, where the backend knows them, tokens: each generated
+    token's text, for OpenAI-style logprobs) are set when the request asked for logprobs."""
 
     text: str
     finish_reason: FinishReason
@@ -67,6 +68,7 @@ class Generation:
     completion_tokens: int = 0
     token_logprobs: tuple[float, ...] | None = None
     error: str | None = None
+    tokens: tuple[str, ...] | None = None
 
 
 @runtime_checkable

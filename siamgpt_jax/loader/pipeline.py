@@ -27,11 +27,11 @@ import grain
 import numpy as np
 
 from siamgpt_jax.loader.chat import ChatFormatError, encode_chat
-from siamgpt_jax.loader.source import JsonlSource, parse_record
+from siamgpt_jax.loader.source import JsonlSource, parse_record, sources_for
+from siamgpt_jax.loader import BATCH_KEYS
 
 log = logging.getLogger(__name__)
 
-BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
 _OK, _TRUNCATED, _DROPPED = 0, 1, 2
 _STATE_VERSION = 2  # 2: the record counts travel with the packer's parent state
 
@@ -56,7 +56,7 @@ class LoaderConfig:
     num_workers: int = 0  # grain worker processes for render + tokenize (0 = in-process)
     read_threads: int = 1  # grain read threads per process
     packing_bins: int = 128  # rows packed at once by first-fit; more = less padding
-    tokenizer: str | None = None  # HF tokenizer folder; None = Qwen3 built offline
+    tokenizer: str | None = None  # HF tokenizer folder or hub model id; None = Qwen3 built offline
 
 
 def _json_default(obj: Any) -> Any:
@@ -316,13 +316,17 @@ def make_loader(
     for i, sc in enumerate(cfg.sources):
         if sc.weight <= 0:
             raise ValueError(f"data.sources[{i}] ({sc.path}): weight must be > 0, got {sc.weight}")
-        src = JsonlSource(sc.path, stream=sc.stream, split=split, eval_fraction=cfg.eval_fraction)
-        sources.append(src)
-        if len(src) < process_count:
+        files = sources_for(sc.path, stream=sc.stream, split=split, eval_fraction=cfg.eval_fraction)
+        sources.extend(files)
+        records = sum(len(f) for f in files)
+        if records < process_count:
             raise ValueError(f"data.sources[{i}] ({sc.path}, stream={sc.stream}, split={split}) has "
-                             f"{len(src)} records, fewer than the {process_count} processes")
+                             f"{records} records, fewer than the {process_count} processes")
+        # a hub dataset may be several files: one source of their records, in file order
+        ds = grain.MapDataset.concatenate([grain.MapDataset.source(f) for f in files]) if len(files) > 1 \
+            else grain.MapDataset.source(files[0])
         # Shard first so shards are disjoint and covering whatever the seed.
-        ds = grain.MapDataset.source(src)[process_index::process_count]
+        ds = ds[process_index::process_count]
         if split == "train":
             # shuffle() draws a new permutation for every epoch that repeat() walks into.
             ds = ds.shuffle(seed=(seed * 1_000_003 + i) % 2**32).repeat(num_epochs)

@@ -6,6 +6,9 @@ without converting to ArrayRecord: for corpora of this size (tens to hundreds of
 few MB of int64 and building it costs one JSON parse per line. The same pass applies the `stream`
 filter and the hash-based train/eval split, and rejects lines that are not JSON objects, naming
 file:line.
+
+A source path may also be a hub dataset id (siamgpt_jax.hub): `sources_for` resolves it to the
+repo's local files and opens each with the same reader.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from siamgpt_jax.hub import resolve_dataset
 
 
 def parse_record(raw: bytes | str, where: str) -> dict:
@@ -29,12 +34,21 @@ def parse_record(raw: bytes | str, where: str) -> dict:
     return rec
 
 
+def split_hash(key: str) -> int:
+    """A record's place in [0, 2**64) for the held-out split (stored by token counts, see below)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def split_key(rec: dict, path: str | os.PathLike, lineno: int) -> str:
+    """What the held-out split hashes: the record's id, else file name and line."""
+    return str(rec.get("id") or f"{Path(path).name}:{lineno}")
+
+
 def in_eval_split(key: str, eval_fraction: float) -> bool:
     """Deterministic held-out split: the same key lands on the same side on every host and run."""
     if eval_fraction <= 0.0:
         return False
-    h = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
-    return h / 2.0**64 < eval_fraction
+    return split_hash(key) / 2.0**64 < eval_fraction
 
 
 class JsonlSource:
@@ -61,7 +75,7 @@ class JsonlSource:
                     rec = parse_record(line, f"{self.path}:{lineno}")
                     if stream is not None and rec.get("stream") != stream:
                         continue
-                    key = str(rec.get("id") or f"{Path(self.path).name}:{lineno}")
+                    key = split_key(rec, self.path, lineno)
                     if in_eval_split(key, eval_fraction) != want_eval:
                         continue
                 elif want_eval:
@@ -97,3 +111,11 @@ class JsonlSource:
 
     def __repr__(self) -> str:
         return f"JsonlSource({self.path!r}, stream={self.stream!r}, records={len(self)})"
+
+
+def sources_for(spec: str | os.PathLike, *, stream: str | None = None, split: str = "train",
+                eval_fraction: float = 0.0) -> list[JsonlSource]:
+    """One JsonlSource per file `spec` names: a local file, or the files of a hub dataset id."""
+    # no multi-host wait here: training pins (and downloads) its sources before building loaders
+    files = resolve_dataset(spec, coordinate=False).files
+    return [JsonlSource(f, stream=stream, split=split, eval_fraction=eval_fraction) for f in files]

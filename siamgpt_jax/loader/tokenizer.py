@@ -82,7 +82,9 @@ class Tokenizer:
         return self.backend.encode(text, add_special_tokens=False).ids
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.backend.encode_batch(texts, add_special_tokens=False)]
+        """encode() of each text, on every core; without offsets when the library can (~20% faster)."""
+        encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        return [e.ids for e in encode(texts, add_special_tokens=False)]
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
         return self.backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
@@ -238,10 +240,13 @@ def _builtin_tokenizer_json() -> Path:
 
 
 def load_tokenizer(path: str | os.PathLike | None = None) -> Tokenizer:
-    """Load a HF tokenizer folder (or tokenizer.json file), or build Qwen3's offline if path is None."""
+    """Load a HF tokenizer folder (or tokenizer.json file, or hub model id), or build Qwen3's offline if path is None."""
     if path is None:
         return Tokenizer(tokenizers.Tokenizer.from_file(str(_builtin_tokenizer_json())))
-    path = Path(path)
+    from siamgpt_jax.hub import resolve_tokenizer
+
+    # training pins (and downloads) a hub id before this runs: no multi-host wait here
+    path = resolve_tokenizer(path, coordinate=False).path
     file = path / "tokenizer.json" if path.is_dir() else path
     if not file.exists():
         raise FileNotFoundError(f"no tokenizer.json at {file}")

@@ -75,43 +75,66 @@ def cudnn_supported(q: jnp.ndarray) -> bool:
 
 
 @functools.cache
-def cudnn_compiles(dtype, head_dim: int, q_heads: int, kv_heads: int) -> bool:
-    """Whether the fused path (with a packed-segment mask, forward and backward) compiles on the
-    default backend.
+def cudnn_compiles(dtype, head_dim: int, q_heads: int, kv_heads: int, batch: int = 2, seq: int = 128,
+                   packed: bool = True) -> bool:
+    """Whether the fused path, forward and backward, compiles on the default backend at these shapes.
 
-    'auto' asks this once per shape family before choosing cuDNN, so a cuDNN/jax combination that
-    rejects the call falls back to the chunked XLA path with a logged reason instead of failing the run.
+    'auto' asks this once per shape before choosing cuDNN, with the step's own batch, sequence
+    length and segment mask (cuDNN can accept a small probe and reject the real shape), so a
+    cuDNN/jax combination that rejects the call falls back to the chunked XLA path with a logged
+    reason instead of failing the run.
     """
     def loss(q, k, v, seg):
         return fused_attention(q, k, v, seg, scale=head_dim**-0.5).astype(jnp.float32).sum()
 
-    shapes = [jax.ShapeDtypeStruct((1, 128, n, head_dim), dtype) for n in (q_heads, kv_heads, kv_heads)]
+    shapes = [jax.ShapeDtypeStruct((batch, seq, n, head_dim), dtype) for n in (q_heads, kv_heads, kv_heads)]
+    seg = jax.ShapeDtypeStruct((batch, seq), jnp.int32) if packed else None
     try:
-        jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(
-            *shapes, jax.ShapeDtypeStruct((1, 128), jnp.int32)
-        ).compile()
+        jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(*shapes, seg).compile()
         return True
     except Exception as e:  # noqa: BLE001 - any failure means "use the chunked path"
-        log.warning("cuDNN attention is unavailable here (%s: %s); attention='auto' uses the chunked XLA path",
+        log.warning("cuDNN attention is unavailable here for batch %d, seq %d%s (%s: %s); attention='auto' "
+                    "uses the chunked XLA path", batch, seq, " with packed segments" if packed else "",
                     type(e).__name__, str(e).splitlines()[0][:300] if str(e) else "")
         return False
 
 
-def resolve(name: str, q: jnp.ndarray, kv_heads: int | None = None) -> str:
-    """'auto' -> 'cudnn' on GPU when cuDNN supports the dtype/shape and compiles, else 'chunked'."""
+def resolve(name: str, q: jnp.ndarray, kv_heads: int | None = None, packed: bool = True) -> str:
+    """'auto' -> 'cudnn' on GPU when cuDNN supports the dtype/shape and compiles at q's shape, else 'chunked'."""
     if name != "auto":
         return name
     on_gpu = jax.default_backend() in ("gpu", "cuda")
     if not (on_gpu and cudnn_supported(q)):
         return "chunked"
-    H, Dh = q.shape[-2], q.shape[-1]
-    return "cudnn" if cudnn_compiles(jnp.dtype(q.dtype), Dh, H, kv_heads or H) else "chunked"
+    B, S, H, Dh = q.shape
+    return "cudnn" if cudnn_compiles(jnp.dtype(q.dtype), Dh, H, kv_heads or H, B, S, packed) else "chunked"
 
 
 def attention(q, k, v, segment_ids, *, scale: float, impl: str) -> jnp.ndarray:
-    impl = resolve(impl, q, k.shape[-2])
+    impl = resolve(impl, q, k.shape[-2], packed=segment_ids is not None)
     if impl == "xla":
         return xla_attention(q, k, v, segment_ids, scale=scale)
     if impl == "chunked":
         return chunked_attention(q, k, v, segment_ids, scale=scale)
     return fused_attention(q, k, v, segment_ids, scale=scale, implementation="cudnn")
+
+
+def cached_attention(q, k, v, index, kv_start, *, scale: float) -> jnp.ndarray:
+    """Attention of S new queries over a KV cache (the generation path; same math as xla_attention).
+
+    q: [B, S, H, Dh], the tokens at cache slots index .. index+S-1; k, v: [B, T, K, Dh], the whole
+    cache (these tokens already written). Query at slot s sees slots kv_start[b] <= t <= s: slots
+    before kv_start are left padding, slots after s are not written yet. A padding query sees no
+    slot; its row of scores is all the finite minimum, so it gets a uniform softmax, not NaNs.
+    """
+    B, S, H, Dh = q.shape
+    T, K = k.shape[1], k.shape[2]
+    qg = q.reshape(B, S, K, H // K, Dh)
+    scores = jnp.einsum("bqkgd,btkd->bkgqt", qg, k, preferred_element_type=jnp.float32) * scale
+    slot = jnp.arange(T)[None, None, :]
+    q_slot = (index + jnp.arange(S))[None, :, None]
+    mask = (slot <= q_slot) & (slot >= kv_start[:, None, None])  # [B, S, T]
+    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bkgqt,btkd->bqkgd", probs, v, preferred_element_type=jnp.float32)
+    return out.reshape(B, S, H, Dh).astype(q.dtype)

@@ -29,6 +29,23 @@ AttentionName = Literal[ATTENTION_NAMES]  # type: ignore[valid-type]
 RematName = Literal[REMAT_NAMES]  # type: ignore[valid-type]
 
 
+# The dtypes a config, a CLI flag or a backend option may name for params, compute and the KV cache.
+DTYPE_NAMES = ("float32", "bfloat16")
+
+
+def dtype_of(name):
+    """'bfloat16' -> jnp.bfloat16 (a dtype object passes through); other names are a UserError."""
+    if not isinstance(name, str):
+        return name
+    if name not in DTYPE_NAMES:
+        from siamgpt_jax.errors import UserError
+
+        raise UserError(f"dtype {name!r} is not one of {list(DTYPE_NAMES)}")
+    import jax.numpy as jnp
+
+    return jnp.dtype(name)
+
+
 class UnsupportedConfigError(UserError):
     """The HF config asks for a feature this implementation does not provide."""
 
@@ -152,34 +169,30 @@ class Qwen3Config:
         }
 
 
-def _qwen3(**kw: Any) -> Qwen3Config:
-    return Qwen3Config(**kw)
-
-
 # Exact values from the Qwen/Qwen3-* config.json files on the Hugging Face hub.
 PRESETS: dict[str, Qwen3Config] = {
-    "qwen3-0.6b": _qwen3(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
-                         num_attention_heads=16, num_key_value_heads=8, tie_word_embeddings=True,
-                         max_window_layers=28),
-    "qwen3-1.7b": _qwen3(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
-                         num_attention_heads=16, num_key_value_heads=8, tie_word_embeddings=True,
-                         max_window_layers=28),
-    "qwen3-4b": _qwen3(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
-                       num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True,
-                       max_window_layers=36),
-    "qwen3-8b": _qwen3(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
-                       num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False,
-                       max_window_layers=36),
-    "qwen3-14b": _qwen3(hidden_size=5120, intermediate_size=17408, num_hidden_layers=40,
-                        num_attention_heads=40, num_key_value_heads=8, tie_word_embeddings=False,
-                        max_window_layers=40),
-    "qwen3-32b": _qwen3(hidden_size=5120, intermediate_size=25600, num_hidden_layers=64,
-                        num_attention_heads=64, num_key_value_heads=8, tie_word_embeddings=False,
-                        max_window_layers=64),
+    "qwen3-0.6b": Qwen3Config(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+                               num_attention_heads=16, num_key_value_heads=8, tie_word_embeddings=True,
+                               max_window_layers=28),
+    "qwen3-1.7b": Qwen3Config(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
+                               num_attention_heads=16, num_key_value_heads=8, tie_word_embeddings=True,
+                               max_window_layers=28),
+    "qwen3-4b": Qwen3Config(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
+                             num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True,
+                             max_window_layers=36),
+    "qwen3-8b": Qwen3Config(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+                             num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False,
+                             max_window_layers=36),
+    "qwen3-14b": Qwen3Config(hidden_size=5120, intermediate_size=17408, num_hidden_layers=40,
+                              num_attention_heads=40, num_key_value_heads=8, tie_word_embeddings=False,
+                              max_window_layers=40),
+    "qwen3-32b": Qwen3Config(hidden_size=5120, intermediate_size=25600, num_hidden_layers=64,
+                              num_attention_heads=64, num_key_value_heads=8, tie_word_embeddings=False,
+                              max_window_layers=64),
     # Not an official model: the embedded CPU demo. Real Qwen3 vocabulary, tiny body.
-    "qwen3-tiny": _qwen3(hidden_size=64, intermediate_size=192, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=32,
-                         tie_word_embeddings=True, max_window_layers=2, max_position_embeddings=4096),
+    "qwen3-tiny": Qwen3Config(hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+                               num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                               tie_word_embeddings=True, max_window_layers=2, max_position_embeddings=4096),
 }
 
 

@@ -16,6 +16,7 @@ from flax import nnx
 
 from siamgpt_jax.model import attention as attn
 from siamgpt_jax.model.config import LAYER_NORM_KEYS, REMAT_NAMES, Qwen3Config, param_logical_axes, param_shapes
+from siamgpt_jax.model.kv_cache import CACHE_AXES, KVCache
 from siamgpt_jax.model.layer_ops import PROJECTION, dense, rms_norm, swiglu_down
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.sharding import DEFAULT_RULES, Rules, constrain, named_sharding
@@ -38,11 +39,14 @@ REMAT_POLICIES = {
 assert tuple(REMAT_POLICIES) == REMAT_NAMES  # one policy per name the configs accept
 
 
-def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
-    """One decoder layer. x: [B,S,D]; p: this layer's params (no `layers` axis)."""
-    eps = config.rms_norm_eps
-    w = {k: (v if k in LAYER_NORM_KEYS else v.astype(dtype)) for k, v in p.items()}
+def _cast_layer(p, dtype):
+    """A layer's params in the compute dtype (the norms keep theirs, as HF's RMSNorm scales in fp32)."""
+    return {k: (v if k in LAYER_NORM_KEYS else v.astype(dtype)) for k, v in p.items()}
 
+
+def _attention_inputs(config: Qwen3Config, w, x, cos, sin):
+    """The layer up to attention: q, k, v after their norms and RoPE. x: [B,S,D]."""
+    eps = config.rms_norm_eps
     h = rms_norm(x, w["attn_norm"], eps)
     q, k, v = dense(h, w["q_proj"]), dense(h, w["k_proj"]), dense(h, w["v_proj"])
     q = constrain(q, ("batch", "seq", "act_heads", "act_head_dim"))
@@ -50,13 +54,32 @@ def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
     v = constrain(v, ("batch", "seq", "act_kv_heads", "act_head_dim"))
     q = apply_rope(rms_norm(q, w["q_norm"], eps), cos, sin)
     k = apply_rope(rms_norm(k, w["k_norm"], eps), cos, sin)
-    o = attn.attention(q, k, v, segment_ids, scale=config.head_dim**-0.5, impl=impl)
+    return q, k, v
+
+
+def _after_attention(config: Qwen3Config, w, x, o):
+    """The layer from the attention output o [B,S,H,Dh] on: o_proj, residual, MLP."""
     o = constrain(o, ("batch", "seq", "act_heads", "act_head_dim"))
     x = x + dense(o, w["o_proj"])
     x = constrain(x, ("batch", "seq", "act_embed"))
-
-    h = rms_norm(x, w["mlp_norm"], eps)
+    h = rms_norm(x, w["mlp_norm"], config.rms_norm_eps)
     x = x + swiglu_down(dense(h, w["gate_proj"]), dense(h, w["up_proj"]), w["down_proj"])
+    return constrain(x, ("batch", "seq", "act_embed"))
+
+
+def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
+    """One decoder layer. x: [B,S,D]; p: this layer's params (no `layers` axis)."""
+    w = _cast_layer(p, dtype)
+    q, k, v = _attention_inputs(config, w, x, cos, sin)
+    o = attn.attention(q, k, v, segment_ids, scale=config.head_dim**-0.5, impl=impl)
+    return _after_attention(config, w, x, o)
+
+
+def _embed(params, input_ids, dtype):
+    # Gather rows from a table whose embed dim is whole (FSDP all-gathers it, in compute dtype):
+    # gathering from the fsdp-split table would make the backward scatter re-split [B,S,D] by D.
+    table = constrain(params["embed"].astype(dtype), ("vocab", None))
+    x = jnp.take(table, input_ids, axis=0)
     return constrain(x, ("batch", "seq", "act_embed"))
 
 
@@ -79,11 +102,7 @@ def forward_hidden(
     if positions is None:
         positions = jnp.broadcast_to(jnp.arange(S, dtype=jnp.int32), (B, S))
     cos, sin = cos_sin(positions, config)
-    # Gather rows from a table whose embed dim is whole (FSDP all-gathers it, in compute dtype):
-    # gathering from the fsdp-split table would make the backward scatter re-split [B,S,D] by D.
-    table = constrain(params["embed"].astype(dtype), ("vocab", None))
-    x = jnp.take(table, input_ids, axis=0)
-    x = constrain(x, ("batch", "seq", "act_embed"))
+    x = _embed(params, input_ids, dtype)
 
     def body(carry, layer_params):
         return _layer(config, attention, dtype, carry, layer_params, cos, sin, segment_ids), None
@@ -93,6 +112,51 @@ def forward_hidden(
         body = jax.checkpoint(body, policy=policy, prevent_cse=False)
     x, _ = jax.lax.scan(body, x, params["layers"])
     return rms_norm(x, params["final_norm"], config.rms_norm_eps)
+
+
+def forward_cached(
+    params: dict[str, Any],
+    config: Qwen3Config,
+    input_ids: jnp.ndarray,
+    positions: jnp.ndarray,
+    cache: KVCache,
+    index: jnp.ndarray,
+    kv_start: jnp.ndarray,
+    *,
+    dtype=jnp.bfloat16,
+) -> tuple[jnp.ndarray, KVCache]:
+    """The forward over S new tokens that sit at cache slots [index, index+S): the same layer code as
+    `forward_hidden`, with attention over the KV cache instead of over the S tokens alone.
+
+    Each layer writes its k, v into the cache (one dynamic_update_slice into the scan carry, which
+    XLA does in place), then its queries attend to slots kv_start[b] <= slot <= own slot.
+    input_ids, positions: [B, S]; index: int32 scalar; kv_start: [B] int32 (slots before it are
+    padding). Returns the hidden states [B, S, D] after the final norm, and the updated cache.
+    """
+    cos, sin = cos_sin(positions, config)
+    x = _embed(params, input_ids, dtype)
+    scale = config.head_dim**-0.5
+
+    def body(carry, xs):
+        x, ck, cv = carry
+        p, i = xs
+        w = _cast_layer(p, dtype)
+        q, k, v = _attention_inputs(config, w, x, cos, sin)
+        at = (i, 0, index, 0, 0)
+        ck = constrain(jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), at), CACHE_AXES)
+        cv = constrain(jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), at), CACHE_AXES)
+        o = attn.cached_attention(q, ck[i].astype(dtype), cv[i].astype(dtype), index, kv_start, scale=scale)
+        return (_after_attention(config, w, x, o), ck, cv), None
+
+    layer_ids = jnp.arange(config.num_hidden_layers, dtype=jnp.int32)
+    (x, ck, cv), _ = jax.lax.scan(body, (x, cache.k, cache.v), (params["layers"], layer_ids))
+    return rms_norm(x, params["final_norm"], config.rms_norm_eps), KVCache(ck, cv)
+
+
+def lm_logits(hidden: jnp.ndarray, lm_head: jnp.ndarray) -> jnp.ndarray:
+    """hidden [..., D] times the [V, D] head -> float32 logits (the matmul in the hidden's dtype)."""
+    w = lm_head.astype(hidden.dtype)
+    return jnp.einsum("...d,vd->...v", hidden, w, preferred_element_type=jnp.float32)
 
 
 class _Layers(nnx.Module):
@@ -160,9 +224,7 @@ class Qwen3(nnx.Module):
     def __call__(self, input_ids, positions=None, segment_ids=None) -> jnp.ndarray:
         """Logits [B, S, V] in float32 (the matmul runs in the compute dtype, accumulates in fp32)."""
         h = self.hidden_states(input_ids, positions, segment_ids)
-        w = self.lm_head_kernel().astype(self.dtype)
-        logits = jnp.einsum("bsd,vd->bsv", h, w, preferred_element_type=jnp.float32)
-        return constrain(logits, ("batch", "seq", "act_vocab"))
+        return constrain(lm_logits(h, self.lm_head_kernel()), ("batch", "seq", "act_vocab"))
 
 
 def param_shardings(abstract_state: nnx.State, mesh, rules: Rules | None = None):

@@ -1,1 +1,1 @@
-"""Named meshes, multi-host set-up and the mesh-layout planner (the logical-axis rules live in siamgpt_jax.sharding)."""
+"""Named meshes and multi-host set-up, below the trainer (the logical-axis rules live in siamgpt_jax.sharding; the layout planner in siamgpt_jax.layout)."""

@@ -14,7 +14,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 
 from siamgpt_jax.errors import UserError
 
@@ -146,34 +145,3 @@ def initialize(
         local_device_ids=None if plan.local_device_ids is None else list(plan.local_device_ids),
     )
     return plan
-
-
-def batch_logical_axes(ndim: int) -> tuple[str | None, ...]:
-    """[batch, seq, ...rest]: the batch dims the loader produces; trailing dims stay whole."""
-    return (("batch", "seq") + (None,) * max(0, ndim - 2))[:ndim]
-
-
-def shard_batch(local_batch: Mapping[str, np.ndarray], mesh, rules=None) -> dict:
-    """Global jax.Arrays sharded over ("batch", "seq") from this process's rows of the batch.
-
-    Each process passes the rows it loaded (its slice of the global batch, in process order); the
-    global batch dim is inferred from how the batch axis spreads over processes. Axes that do not
-    divide the batch are an error here (not silently replicated): that is a loader bug.
-    """
-    import jax
-
-    from jax.sharding import NamedSharding
-
-    from siamgpt_jax.sharding import DEFAULT_RULES, logical_to_spec
-
-    rules = DEFAULT_RULES if rules is None else rules
-    out = {}
-    for name, arr in local_batch.items():
-        arr = np.asarray(arr)
-        spec = logical_to_spec(batch_logical_axes(arr.ndim), rules, mesh)
-        sharding = NamedSharding(mesh, spec)
-        try:
-            out[name] = jax.make_array_from_process_local_data(sharding, arr)
-        except ValueError as e:
-            raise ValueError(f"batch['{name}'] with local shape {arr.shape} cannot be sharded as {spec}: {e}") from None
-    return out

@@ -13,13 +13,12 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from siamgpt_jax.model.config import Qwen3Config
+from siamgpt_jax.model.config import Qwen3Config, dtype_of
 from siamgpt_jax.sharding import Rules
-from siamgpt_jax.train.optimizer import OptimConfig, make_optimizer
-from siamgpt_jax.train.state import ModelDef, abstract_train_state, state_shardings
-from siamgpt_jax.train.step import BATCH_KEYS, StepConfig, batch_sharding, jit_train_step, make_train_step
+from siamgpt_jax.train.optimizer import OptimConfig
+from siamgpt_jax.train.setup import abstract_setup
+from siamgpt_jax.train.step import BATCH_KEYS, StepConfig
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @dataclass
@@ -49,20 +48,14 @@ def lower_train_step(
 ) -> LoweredStep:
     from siamgpt_jax.model.qwen3 import abstract_model
 
-    model = abstract_model(arch, param_dtype=DTYPES[param_dtype], dtype=DTYPES[dtype], remat=remat, attention=attention)
-    model_def, _ = ModelDef.split(model)
-    optimizer = make_optimizer(optim or OptimConfig(), total_steps=1000)
-    shardings = state_shardings(model_def, optimizer, mesh, rules)
-    abstract_state = abstract_train_state(model_def, optimizer, shardings)
-    b_sh = batch_sharding(mesh, rules)
-    batch = {
-        k: jax.ShapeDtypeStruct((global_batch, seq_len), jnp.float32 if k == "loss_mask" else jnp.int32, sharding=b_sh)
-        for k in BATCH_KEYS
-    }
+    model = abstract_model(arch, param_dtype=dtype_of(param_dtype), dtype=dtype_of(dtype), remat=remat, attention=attention)
     # Virtual CPU devices stand in for GPUs here, so compile as a GPU would: without the CPU-only
     # speed options (they change XLA:CPU's fusion and with it the peak the planner is checked on).
-    step = jit_train_step(
-        make_train_step(model_def, optimizer, StepConfig(micro_batches, loss_chunk)), mesh, rules, shardings,
-        cpu_tuning=False,
-    )
-    return LoweredStep(step.lower(abstract_state, batch), abstract_state, batch)
+    setup, abstract_state = abstract_setup(model, optim or OptimConfig(), 1000, StepConfig(micro_batches, loss_chunk),
+                                           mesh, rules, cpu_tuning=False)
+    batch = {
+        k: jax.ShapeDtypeStruct((global_batch, seq_len), jnp.float32 if k == "loss_mask" else jnp.int32,
+                                sharding=setup.batch_sharding)
+        for k in BATCH_KEYS
+    }
+    return LoweredStep(setup.step.lower(abstract_state, batch), abstract_state, batch)

@@ -77,6 +77,18 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
+def layer_chunked_save_args(state: TrainState) -> Any:
+    """SaveArgs storing each stacked param (params.layers.*) one layer per chunk, so export-hf
+    reads a layer at a time; orbax's default chunk is a device's whole shard, all layers deep."""
+
+    def pick(path, leaf):
+        keys = [str(getattr(k, "name", getattr(k, "key", k))) for k in path[:2]]
+        stacked = keys == ["params", "layers"] and getattr(leaf, "ndim", 0) >= 2
+        return ocp.SaveArgs(shard_axes=(0,)) if stacked else ocp.SaveArgs()
+
+    return jax.tree_util.tree_map_with_path(pick, state)
+
+
 class Checkpointer:
     ITEMS = ("state", "data", "config")
 
@@ -134,7 +146,7 @@ class Checkpointer:
             raise NonFiniteStateError(f"the state after step {step} has non-finite values in {bad}; not saved")
         self.poll()
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
+            state=ocp.args.StandardSave(state, save_args=layer_chunked_save_args(state)),
             data=ocp.args.JsonSave(data_state),
             config=ocp.args.JsonSave(config),
         )

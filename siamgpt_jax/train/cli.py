@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-config-change", action="store_true",
                         help="resume even though the config changes the run (steps, schedule, data, model)")
     parser.add_argument("--no-progress", action="store_true", help="a log line per logged step instead of a progress bar")
+    parser.add_argument("--plan", action="store_true",
+                        help="print how many epochs of each data source the run gets (exact token counts), then exit without training")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     cfg = load_job_config(args.config, args.overrides)
+    if args.plan:
+        return print_plan(cfg, progress=not args.no_progress)
 
     from siamgpt_jax.parallel.distributed import initialize
     from siamgpt_jax.train.loop import NonFiniteLossError, train
@@ -48,3 +52,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained steps {result.steps_done}/{cfg.train.steps}{losses}; "
           f"checkpoint step {result.last_checkpoint} in {cfg.run_dir}")
     return 0 if result.stopped_by == "completed" else 130
+
+
+def print_plan(cfg, *, progress: bool = True) -> int:
+    """`train --plan`: the data plan alone; no JAX, no model."""
+    from siamgpt_jax.loader.epochs import format_plan, plan_for_config
+    from siamgpt_jax.loader.tokenizer import load_tokenizer
+
+    try:
+        plans = plan_for_config(cfg.data, load_tokenizer(cfg.data.tokenizer), steps=cfg.train.steps,
+                                global_batch=cfg.train.global_batch, progress=progress)
+    except (FileNotFoundError, ValueError) as e:  # a missing source, a bad record, a source with no records
+        print(f"siamgpt-jax train: error: {e}", file=sys.stderr)
+        return 2
+    print(format_plan(plans, steps=cfg.train.steps, global_batch=cfg.train.global_batch, seq_len=cfg.data.seq_len))
+    return 0

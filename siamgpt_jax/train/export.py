@@ -1,15 +1,19 @@
-"""Rebuild the trained Qwen3 from a training checkpoint (for `export-hf` and evaluation)."""
+"""Read the trained params of a training checkpoint one array (or one layer) at a time.
+
+A run's checkpoint holds the params in the orbax `state` item, next to the optimizer state, which
+an export never needs. `open_trained` opens each param array with tensorstore (convert/ts_arrays),
+so `export-hf` reads a layer at a time and `load_trained_model` lets each device read its block.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-
-from siamgpt_jax.model.config import Qwen3Config
+from siamgpt_jax.convert import ts_arrays
+from siamgpt_jax.convert.errors import CheckpointError
+from siamgpt_jax.model.config import Qwen3Config, param_shapes
 from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
-from siamgpt_jax.train.state import ModelDef
 
 
 def find_checkpoint_dir(path: str | Path) -> tuple[Path, int | None]:
@@ -32,16 +36,44 @@ def is_training_checkpoint(path: str | Path) -> bool:
         return False
 
 
-def load_trained_model(path: str | Path, *, dtype=jnp.float32):
-    """The model (params only: the optimizer state is not read) at the latest or given step."""
-    from siamgpt_jax.model.qwen3 import abstract_model
+@dataclass(frozen=True)
+class TrainedCheckpoint:
+    directory: Path  # RUN_DIR/checkpoints
+    step: int
+    job: dict  # the run's resolved config, as saved with the checkpoint
+    config: Qwen3Config
+    arrays: dict[str, object]  # param path -> tensorstore array
 
+
+def open_trained(path: str | Path) -> TrainedCheckpoint:
+    """The latest (or the named) step of a run, its config, and its params opened for reading."""
     directory, step = find_checkpoint_dir(path)
     ckpt = Checkpointer(directory, CheckpointConfig(async_save=False))
-    saved = ckpt.read_config(step)
-    arch = Qwen3Config(**saved["architecture"])
-    param_dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[saved["job"]["model"]["param_dtype"]]
-    model_def, abstract_params = ModelDef.split(abstract_model(arch, param_dtype=param_dtype, dtype=dtype, attention="xla"))
-    params = jax.tree.map(jnp.asarray, ckpt.restore_params(abstract_params, step))  # host numpy -> device
-    ckpt.close()
-    return model_def.merge(params)
+    try:
+        step = ckpt.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"{directory}: no finished checkpoint")
+        saved = ckpt.read_config(step)
+    finally:
+        ckpt.close()
+    config = Qwen3Config(**saved["architecture"])
+    state_dir = directory / str(step) / "state"
+    arrays = {p: ts_arrays.orbax_array(state_dir, f"params.{p}") for p in param_shapes(config)}
+    for p, shape in param_shapes(config).items():
+        if tuple(arrays[p].shape) != tuple(shape):
+            raise CheckpointError(f"{state_dir}: param '{p}' has shape {list(arrays[p].shape)}, "
+                                  f"but the run's config implies {list(shape)}")
+    return TrainedCheckpoint(directory, step, saved["job"], config, arrays)
+
+
+def load_trained_model(path: str | Path, **kwargs):
+    """The model (params only: the optimizer state is not read) at the latest or given step;
+    kwargs as convert.params_ckpt.model_from_arrays (mesh, rules, dtype, param_dtype, ...)."""
+    from siamgpt_jax.convert.params_ckpt import model_from_arrays
+
+    import jax.numpy as jnp
+
+    trained = open_trained(path)
+    kwargs.setdefault("attention", "xla")
+    kwargs.setdefault("dtype", jnp.float32)
+    return model_from_arrays(trained.config, trained.arrays, **kwargs)

@@ -1,7 +1,8 @@
 """The training loop: the imperative shell around the pure `train_step`.
 
-Read top to bottom: build mesh, tokenizer, model, optimizer and state; restore if asked; then
-step, log, evaluate and checkpoint until done, a stop signal, or a non-finite loss.
+Read top to bottom: load the tokenizer and print the data plan (epochs per source); build mesh, model,
+optimizer and state; restore if asked; then step, log, evaluate and checkpoint until done, a stop
+signal, or a non-finite loss.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import numpy as np
 
 from siamgpt_jax import config as config_lib
 from siamgpt_jax.convert.errors import CheckpointError
-from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token
+from siamgpt_jax.model.config import PEAK_TFLOPS, dtype_of, flops_per_token
 from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.sharding import logical_to_spec
 from siamgpt_jax.train.checkpoint import Checkpointer, NonFiniteStateError
-from siamgpt_jax.train.config import JobConfig
+from siamgpt_jax.train.config import JobConfig, pin_hub_revisions
 from siamgpt_jax.train.optimizer import learning_rate_schedule, make_optimizer
 from siamgpt_jax.train.run_folder import check_resume_config, prepare_fresh_start, truncate_metrics
 from siamgpt_jax.train.state import ModelDef, abstract_train_state, create_train_state, state_shardings
@@ -60,25 +61,35 @@ class TrainResult:
     model_def: ModelDef | None = None
 
 
-def _dtype(name: str):
-    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
-
-
 def build_model(cfg: JobConfig, mesh, rules):
-    """Random init from a preset, or an HF import, placed directly on the mesh."""
+    """Random init from a preset, an HF import or a params checkpoint, placed directly on the mesh."""
     kwargs = dict(
-        param_dtype=_dtype(cfg.model.param_dtype),
-        dtype=_dtype(cfg.model.dtype),
+        param_dtype=dtype_of(cfg.model.param_dtype),
+        dtype=dtype_of(cfg.model.dtype),
         remat=cfg.model.remat,
         attention=cfg.model.attention,
     )
     if cfg.model.hf_path:
         from siamgpt_jax.convert import load_hf
+        from siamgpt_jax.hub import resolve_model
 
-        return load_hf(cfg.model.hf_path, dtype=kwargs.pop("param_dtype"), mesh=mesh, rules=rules, **kwargs)
+        folder = resolve_model(cfg.model.hf_path).path
+        return load_hf(folder, dtype=kwargs.pop("param_dtype"), compute_dtype=kwargs.pop("dtype"), mesh=mesh,
+                       rules=rules, **kwargs)
+    if cfg.model.params_checkpoint:
+        from siamgpt_jax.convert.params_ckpt import load_params
+
+        return load_params(cfg.model.params_checkpoint, mesh=mesh, rules=rules, **kwargs)
     from siamgpt_jax.model.qwen3 import init_model
 
     return init_model(cfg.model.architecture(), seed=cfg.seed, mesh=mesh, rules=rules, **kwargs)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def peak_flops_per_device(cfg: JobConfig) -> float | None:
@@ -137,14 +148,26 @@ def check_batch_divides_mesh(global_batch: int, micro_batches: int, mesh, rules)
 
 
 def check_data_paths(cfg: JobConfig) -> None:
-    """Every file the run reads, checked before anything big is built or loaded."""
+    """Every local file the run reads, checked before anything big is built or loaded (hub ids are
+    checked when they are resolved, also before the model)."""
+    from siamgpt_jax.hub import is_hub_spec
+
+    def missing(path: str, kind: str, want_dir: bool) -> bool:
+        if is_hub_spec(path, kind):
+            return False
+        return not (Path(path).is_dir() if want_dir else Path(path).is_file())
+
     for i, source in enumerate(cfg.data.sources):
-        if not Path(source.path).is_file():
+        if missing(source.path, "dataset", False):
             raise FileNotFoundError(errno.ENOENT, f"data.sources[{i}].path: no such data file", source.path)
-    if cfg.data.tokenizer and not Path(cfg.data.tokenizer).is_dir():
+    if cfg.data.tokenizer and missing(cfg.data.tokenizer, "model", True):
         raise FileNotFoundError(errno.ENOENT, "data.tokenizer: no such tokenizer folder", cfg.data.tokenizer)
-    if cfg.model.hf_path and not (Path(cfg.model.hf_path) / "config.json").is_file():
+    if cfg.model.hf_path and not is_hub_spec(cfg.model.hf_path, "model") and \
+            not (Path(cfg.model.hf_path) / "config.json").is_file():
         raise FileNotFoundError(errno.ENOENT, "model.hf_path: no config.json in this folder", cfg.model.hf_path)
+    if cfg.model.params_checkpoint and not Path(cfg.model.params_checkpoint).exists():
+        raise FileNotFoundError(errno.ENOENT, "model.params_checkpoint: no such checkpoint",
+                                cfg.model.params_checkpoint)
 
 
 def _sync(name: str) -> None:
@@ -166,6 +189,16 @@ def _log_line(record: dict, total: int) -> str:
     return "  ".join(parts)
 
 
+def log_data_plan(cfg: JobConfig, tokenizer, *, progress: bool = True) -> str:
+    """Print (and return) how many epochs of each data source the run gets (loader/epochs.py)."""
+    from siamgpt_jax.loader.epochs import format_plan, plan_for_config
+
+    plans = plan_for_config(cfg.data, tokenizer, steps=cfg.train.steps, global_batch=cfg.train.global_batch, progress=progress)
+    text = format_plan(plans, steps=cfg.train.steps, global_batch=cfg.train.global_batch, seq_len=cfg.data.seq_len)
+    print(text, flush=True)
+    return text
+
+
 def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = None, overwrite: bool = False,
           allow_config_change: bool = False, progress: bool = True, stop_at_step: int | None = None) -> TrainResult:
     """Run (or resume) the job. `stop_at_step` ends this run early, with a checkpoint, as a preemption would.
@@ -181,18 +214,22 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
     ckpt_dir = Path(cfg.checkpoint.dir or run_dir / "checkpoints").absolute()
     is_chief = jax.process_index() == 0
 
-    # --- checks that need no model: files, the run folder, what a resume would change ---
+    # --- checks that need no model: local files, the run folder, what a resume would change ---
     check_data_paths(cfg)
     if not resume:
         prepare_fresh_start(run_dir, ckpt_dir, overwrite, is_chief)
         _sync("train: fresh start")
     run_dir.mkdir(parents=True, exist_ok=True)
+    # hub ids -> ORG/NAME@COMMIT (downloaded now, by process 0 first), so that config.json, and a
+    # resumed or repeated run, read the same weights and data
+    recorded = _read_json(run_dir / "config.json") if resume else None
+    cfg, notes = pin_hub_revisions(cfg, recorded)
     ckpt = Checkpointer(ckpt_dir, cfg.checkpoint)
-    arch = cfg.model.architecture()
-    # the architecture is stored resolved, so export never needs the original HF folder
-    config_dict = {"job": config_lib.to_dict(cfg), "architecture": dataclasses.asdict(arch)}
-    result = TrainResult(run_dir=run_dir)
     try:
+        arch = cfg.model.architecture()
+        # the architecture is stored resolved, so export never needs the original HF folder
+        config_dict = {"job": config_lib.to_dict(cfg), "architecture": dataclasses.asdict(arch)}
+        result = TrainResult(run_dir=run_dir)
         newest = None
         if resume and ckpt.all_steps():
             newest = resume_from if resume_from is not None else ckpt.latest_complete_step()
@@ -209,10 +246,16 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
         result.stopped_by = "already_done"
         return result
     if is_chief:
+        for note in notes:
+            print(note, flush=True)
         (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2), encoding="utf-8")
 
-    # --- tokenizer and batch layout (cheap), then mesh, model, optimizer, state ---
+    # --- the data plan first: epochs per source, before the model takes minutes to load ---
     tokenizer = load_tokenizer(cfg.data.tokenizer)
+    if is_chief:
+        log_data_plan(cfg, tokenizer, progress=progress)
+
+    # --- batch layout checks (cheap), then mesh, model, optimizer, state ---
     if tokenizer.vocab_size > arch.vocab_size:
         # an out-of-range id would be silently clamped by the embedding gather
         raise config_lib.ConfigError(

@@ -19,9 +19,9 @@ from siamgpt_jax.sharding import Rules, constrain, logical_to_spec, use_mesh_rul
 from siamgpt_jax.train.loss import chunked_cross_entropy
 from siamgpt_jax.train.state import ModelDef, TrainState
 from siamgpt_jax.train.cpu_tuning import compiler_options
+from siamgpt_jax.loader import BATCH_KEYS
 
 Batch = dict[str, jax.Array]  # inputs, targets, loss_mask, segment_ids, positions: [B, S]
-BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
 
 
 @dataclass(frozen=True)

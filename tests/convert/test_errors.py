@@ -8,7 +8,8 @@ import safetensors.numpy as stn
 
 from siamgpt_jax.convert import CheckpointError, UnsupportedCheckpointError, load_hf, save_hf
 from siamgpt_jax.convert import hf_export
-from siamgpt_jax.convert.tiny_hf import TINY, make_hf_model, save_hf_model
+from siamgpt_jax.testing import TINY_HF as TINY, make_hf_model, save_hf_model
+from siamgpt_jax.errors import UserError
 from siamgpt_jax.model import UnsupportedConfigError
 
 Q0 = "model.layers.0.self_attn.q_proj.weight"
@@ -98,20 +99,22 @@ def test_interrupted_export_leaves_no_folder(tmp_path, hf_dir, monkeypatch):
     model = load_hf(hf_dir, progress=False)
     calls = []
 
-    def failing_save(tensors, path, metadata=None):
-        calls.append(path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # interrupted mid-export
-        stn.save_file(tensors, path, metadata=metadata)
+    real = hf_export.SafetensorsWriter.write
 
-    monkeypatch.setattr(hf_export, "save_file", failing_save)
+    def failing_write(self, name, array):
+        calls.append(name)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # interrupted mid-export
+        real(self, name, array)
+
+    monkeypatch.setattr(hf_export.SafetensorsWriter, "write", failing_write)
     with pytest.raises(KeyboardInterrupt):
         save_hf(model, tmp_path / "out", max_shard_size="20KB", progress=False)
     assert not (tmp_path / "out").exists()
     assert list(tmp_path.iterdir()) == []  # the temp folder is gone too
     monkeypatch.undo()
     save_hf(model, tmp_path / "out", progress=False)
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(UserError, match="not empty .pass --overwrite"):
         save_hf(model, tmp_path / "out", progress=False)
     save_hf(model, tmp_path / "out", overwrite=True, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

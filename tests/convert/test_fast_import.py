@@ -10,7 +10,7 @@ import safetensors.numpy as stn
 
 from siamgpt_jax.convert import CheckpointError, aligned, hf_import, load_hf, names
 from siamgpt_jax.convert.st_rows import RowReader
-from siamgpt_jax.convert.tiny_hf import TINY, make_hf_model, save_hf_model
+from siamgpt_jax.testing import TINY_HF as TINY, make_hf_model, save_hf_model
 from siamgpt_jax.model.qwen3 import LOGICAL_AXES
 from siamgpt_jax.sharding import DEFAULT_RULES, named_sharding
 

@@ -12,7 +12,7 @@ import transformers
 
 from siamgpt_jax.cli import main
 from siamgpt_jax.convert import load_hf, save_hf
-from siamgpt_jax.convert.tiny_hf import TINY, hf_logits, make_hf_model, save_hf_model
+from siamgpt_jax.testing import TINY_HF as TINY, hf_logits, make_hf_model, save_hf_model
 from siamgpt_jax.model.qwen3 import LOGICAL_AXES
 from siamgpt_jax.sharding import DEFAULT_RULES, named_sharding
 

@@ -3,7 +3,8 @@
 * crf_sentences.segment == pythainlp's crfcut.segment (and its tokens == word_tokenize), line by line;
 * orthography.has_errors == bool(the class-string pass), exhaustively on short strings;
 * thai_checks._may_loop is False only where the exact loop search finds nothing;
-* the memoised word count, the B.E. four-digit shortcut and the polite-particle tail scan.
+* the memoised word count, the B.E. four-digit shortcut and the polite-particle tail scan;
+* language ID's all-Thai shortcut == lid.176's answer; the code-switching checks' shortcuts == their full rule.
 """
 
 import itertools
@@ -351,8 +352,8 @@ def test_no_repetition_equals_counting_every_line_and_gram():
     for _ in range(4000):
         words = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(1, 40))]
         text = "".join(w + rng.choice([" ", "\n", "  ", " \n\n"]) for w in words)
-        n, r = rng.choice([(30, 3), (5, 1), (10, 2), (1, 0), (0, 3)])
-        kw = {"ngram_chars": n, "max_ngram_repeats": r, "max_line_repeats": rng.choice([0, 1, 2, 5]), "min_line_chars": rng.choice([0, 3, 10])}
+        n, r = rng.choice([(30, 3), (5, 1), (10, 2), (1, 1), (2, 1)])  # 0 for either is invalid_kwargs
+        kw = {"ngram_chars": n, "max_ngram_repeats": r, "max_line_repeats": rng.choice([1, 2, 5]), "min_line_chars": rng.choice([0, 3, 10])}
         want = _no_repetition_reference(text, kw)
         v = check("thai:no_repetition", text, kw)
         assert (v.ok, v.reason) == want, (text, kw)
@@ -529,10 +530,11 @@ def test_postscript_and_bullets_equal_the_full_patterns():
     rng = random.Random(14)
     seen = Counter()
     for text in _nonblank_texts(rng, parts, 10):
-        marker = rng.choice(["ป.ล.", "ป.ล", "ป.ป.ล.", "P.S.", "p.p.s", "หมายเหตุ", ""])
+        marker = rng.choice(["ป.ล.", "ป.ล", "ป.ป.ล.", "P.S.", "p.p.s", "หมายเหตุ"])  # "" is invalid_kwargs
         want = bool(re.search(_postscript_pattern(marker) + r".*$", text.lower(), flags=re.MULTILINE))
         assert check("detectable_content:postscript", text, {"postscript_marker": marker}).ok == want, (text, marker)
-        bullets = len(re.findall(r"^\s*\*[^\*].*$", text, flags=re.MULTILINE)) + len(re.findall(r"^\s*-.*$", text, flags=re.MULTILINE))
+        # the reference: every line, one at a time
+        bullets = sum(1 for line in re.split(r"\n", text) if re.fullmatch(r"[ \t]*[*-][ \t]+\S.*", line) and not re.fullmatch(r"[ \t]*([*_-])(?:[ \t]*\1){2,}[ \t]*", line))
         for n in (bullets, bullets + 1):
             v = check("detectable_format:number_bullet_lists", text, {"num_bullets": n})
             assert (v.ok, v.reason) == (n == bullets, "" if n == bullets else f"bullet points: found {bullets}, need exactly {n}")
@@ -573,3 +575,60 @@ def test_in_process_pass_hands_the_heap_back_to_the_collector(tmp_path):
     before = gc.get_freeze_count()
     run_verification([ROOT / "data/samples/autoif_th_sample.jsonl"], tmp_path, workers=1, progress=False)
     assert gc.get_freeze_count() == before
+
+
+# ---------------------------------------------------------------- language ID and code-switching shortcuts
+
+
+def test_all_thai_shortcut_agrees_with_lid176():
+    """langid answers th without the model when every letter is Thai: the model says th too."""
+    from siamgpt_jax.corpus import langid
+    from siamgpt_jax.corpus.script import strip_code_and_urls, thai_share
+
+    texts = [ln for ln in _data_lines(400) if thai_share(strip_code_and_urls(ln)) == 1.0]
+    texts += ["ก", "ครับ", "๑๒๓ บาท", "สวัสดี!!! 555", "ไม่"]  # (a text of only ๆ and ฯ is th by its script; the model guesses)
+    assert len(texts) > 100
+    model = langid._detector()
+    for text in texts:
+        assert model.detect(strip_code_and_urls(text), model="lite", k=1)[0]["lang"] == "th", text
+
+
+_MIX_PARTS = ["ผมใช้", " iPhone 15 Pro Max", " this is very important", ' "hello world"', " `code here`", " 你好",
+              " The Lord of the Rings", "ครับ", " and", " ข้อความภาษาไทยยาว ๆ", " Python", "\n", " machine learning"]
+
+
+def test_response_language_shortcut_equals_the_full_share():
+    """A share already at the ratio stays there when names, quotes and prompt terms are left out."""
+    from siamgpt_jax.corpus import code_switching
+    from siamgpt_jax.corpus.script import strip_code_and_urls, thai_share
+
+    rng = random.Random(21)
+    seen = Counter()
+    for _ in range(1500):
+        text = "".join(rng.choice(_MIX_PARTS) for _ in range(rng.randint(1, 8)))
+        if not text.strip():
+            continue
+        prompt = rng.choice(["", "อธิบาย machine learning", "คำว่า 你好 คืออะไร"])
+        ratio = rng.choice([0.3, 0.6, 0.9])
+        full = thai_share(code_switching.without_names(code_switching.exempt_removed(text, prompt), prompt))
+        assert full >= thai_share(strip_code_and_urls(text)) - 1e-12, text
+        v = check("thai:response_language", text, {"min_ratio": ratio}, prompt=prompt)
+        assert v.ok == (full >= ratio), (text, prompt, ratio)
+        seen[v.ok] += 1
+    assert min(seen.values()) > 200
+
+
+def test_no_code_switching_shortcut_only_skips_texts_with_nothing_to_judge():
+    from siamgpt_jax.corpus import code_switching
+    from siamgpt_jax.corpus.script import count_latin_letters, foreign_scripts, strip_code_and_urls
+
+    rng = random.Random(22)
+    for _ in range(1500):
+        text = "".join(rng.choice(_MIX_PARTS) for _ in range(rng.randint(1, 8)))
+        prose = strip_code_and_urls(text)
+        if not text.strip() or count_latin_letters(prose) or foreign_scripts(prose):
+            continue
+        # the shortcut passes it: the full rule finds no other script and no Latin run either
+        full = code_switching.exempt_removed(text)
+        assert not foreign_scripts(full) and not code_switching.latin_runs(full), text
+        assert check("thai:no_code_switching", text, {"policy": "strict"}).ok

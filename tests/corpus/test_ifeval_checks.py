@@ -106,3 +106,32 @@ def test_thai_sentences_use_crfcut_when_bounds_cannot_decide():
 
 def test_thai_digits_count_as_numbers():
     assert check("keywords:number_frequency", "๕ คน และ 5 คน", {"number": "5", "frequency": 2, "relation": "at least"}).ok
+
+
+# SEA-HELM's readings, adopted for a training corpus (docs/VERIFIERS.md says why each).
+@pytest.mark.parametrize("iid,kwargs,text,ok", [
+    # repeat_prompt: the request, then an answer; the request alone is no answer
+    ("combination:repeat_prompt", {"prompt_to_repeat": "ทำไมฟ้าสีฟ้า"}, "ทำไมฟ้าสีฟ้า", False),
+    ("combination:repeat_prompt", {"prompt_to_repeat": "ทำไมฟ้าสีฟ้า"}, "  ทำไมฟ้าสีฟ้า  \n ", False),
+    ("combination:repeat_prompt", {"prompt_to_repeat": "Why is the sky blue?"}, "why is the sky blue? Rayleigh scattering.", True),
+    # quotation: "" and “ ” quote nothing
+    ("startend:quotation", {}, '""', False),
+    ("startend:quotation", {}, "“  ”", False),
+    ("startend:quotation", {}, '"ก"', True),
+    # placeholders: [] and [ ] hold nothing to fill in
+    ("detectable_content:number_placeholders", {"num_placeholders": 2}, "เรียน [] ที่อยู่ [ ]", False),
+    ("detectable_content:number_placeholders", {"num_placeholders": 2}, "เรียน [ชื่อ] ที่อยู่ [] โทร [เบอร์]", True),
+    # bullets: "* " or "- " then content; rules, italics, bold lines and bare markers are not bullets
+    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "* หนึ่ง\n---\n- สอง", True),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "* หนึ่ง\n*ตัวเอียง*\n- สอง", True),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "* หนึ่ง\n**ตัวหนา** ต่อ\n- สอง\n* * *\n-\n-ติดกัน", True),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 3}, "* หนึ่ง\n  - ย่อย\n* **สาม**: ตัวหนาในข้อ", True),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 1}, "---\n*ตัวเอียง*\n- - -", False),
+    # sections: any run of spaces between the marker and its number
+    ("detectable_format:multiple_sections", {"section_spliter": "ส่วน", "num_sections": 2}, "ส่วน  1\nก\nส่วน\t2\nข", True),
+    ("detectable_format:multiple_sections", {"section_spliter": "ส่วน", "num_sections": 2}, "ส่วน1\nก\nส่วน ๒\nข", True),
+    ("detectable_format:multiple_sections", {"section_spliter": "SECTION", "num_sections": 2}, "SECTION   1 a\nSECTION\n2 b", False),  # no line break
+])
+def test_sea_helm_readings(iid, kwargs, text, ok):
+    v = check(iid, text, kwargs)
+    assert v.ok is ok, v.reason

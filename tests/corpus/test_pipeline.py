@@ -39,7 +39,7 @@ def test_samples_split_as_intended(verified):
     for r in bad:
         assert r["file"] and r["line"] >= 1 and r["failures"] and all(f["reason"] for f in r["failures"])
     reasons = report.reject_reasons
-    for key in ("thai:no_code_switching", "invalid_json", "structure:order", "structure:final_turn", "duplicate", "unknown_instruction", "bad_kwargs"):
+    for key in ("thai:no_code_switching", "invalid_json", "structure:order", "structure:final_turn", "duplicate", "unknown_instruction", "invalid_kwargs"):
         assert reasons.get(key), key
     rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert rep["per_stream"]["autoif"]["verified"] == 27 and rep["checks"]["thai:orthography"]["pass_rate"] < 1
@@ -96,7 +96,7 @@ def test_wrongly_typed_kwargs_and_verifier_bugs_become_reported_records(tmp_path
     report = run_verification([src], tmp_path / "out", workers=1, progress=False)
     assert report.total == 4 and report.verified == 1 and report.invalid == 3
     rejected = [json.loads(l) for l in (tmp_path / "out/rejected.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [(r["line"], r["failures"][0]["check"]) for r in rejected] == [(2, "bad_kwargs"), (3, "bad_kwargs"), (4, "verifier_error")]
+    assert [(r["line"], r["failures"][0]["check"]) for r in rejected] == [(2, "invalid_kwargs"), (3, "invalid_kwargs"), (4, "verifier_error")]
     assert "given without 'instruction_id_list'" in rejected[0]["failures"][0]["reason"]
     assert rejected[2]["failures"][0]["reason"] == "the verifier failed on this record: ZeroDivisionError: boom"
 
@@ -108,14 +108,14 @@ def test_an_interrupted_rerun_leaves_no_report(tmp_path, monkeypatch):
     src.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
     run_verification([src], tmp_path / "out", workers=1, progress=False)
     assert (tmp_path / "out/report.json").is_file()
-    real = pipeline._write_atomic
+    real = pipeline._write_temp
 
     def dies_on_rejected(path, lines):
         if path.name == "rejected.jsonl":
             raise KeyboardInterrupt
-        real(path, lines)
+        return real(path, lines)
 
-    monkeypatch.setattr(pipeline, "_write_atomic", dies_on_rejected)
+    monkeypatch.setattr(pipeline, "_write_temp", dies_on_rejected)
     with pytest.raises(KeyboardInterrupt):
         run_verification([src], tmp_path / "out", workers=1, progress=False)
     assert not (tmp_path / "out/report.json").exists()  # the folder does not look complete
@@ -133,17 +133,17 @@ def test_length_caps_and_prompt_response_form():
 
 def test_cli_exit_codes(tmp_path):
     bad = tmp_path / "b.jsonl"
-    bad.write_text("not json\n")
-    env_cmd = [sys.executable, "-m", "siamgpt_jax.cli", "verify", str(bad), "--out", str(tmp_path / "o"), "--no-progress"]
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\nnot json\n')
+    env_cmd = [sys.executable, "-m", "siamgpt_jax.cli", "verify", str(bad), "--out", str(tmp_path / "o"), "--no-progress", "--no-tokens"]
     ok = subprocess.run(env_cmd, capture_output=True, text=True, cwd=ROOT)
-    assert ok.returncode == 0 and "verified 0/1" in ok.stdout
+    assert ok.returncode == 0 and "verified 1/2" in ok.stdout
     fail = subprocess.run(env_cmd + ["--fail-on-invalid"], capture_output=True, text=True, cwd=ROOT)
-    assert fail.returncode == 1 and "b.jsonl:1" in fail.stderr
+    assert fail.returncode == 1 and "b.jsonl:2" in fail.stderr
 
 
 
-def test_a_multi_letter_letter_frequency_is_bad_kwargs(tmp_path):
-    """Bad kwargs are bad input: the record is invalid (bad_kwargs), not a response that failed."""
+def test_a_multi_letter_letter_frequency_is_invalid_kwargs(tmp_path):
+    """Bad kwargs are bad input: the record is invalid (invalid_kwargs), not a response that failed."""
     src = tmp_path / "in.jsonl"
     src.write_text(
         '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "abab"}], '
@@ -155,4 +155,30 @@ def test_a_multi_letter_letter_frequency_is_bad_kwargs(tmp_path):
     assert report.total == 1 and report.invalid == 1 and report.verified == 0
     (rejected,) = [json.loads(l) for l in (tmp_path / "out/rejected.jsonl").read_text(encoding="utf-8").splitlines()]
     assert rejected["failures"][0] == {
-        "check": "bad_kwargs", "reason": "keywords:letter_frequency: kwarg 'letter'='ab' must be one character"}
+        "check": "invalid_kwargs", "reason": "keywords:letter_frequency: kwarg 'letter'='ab' must be one character"}
+
+
+def test_vacuous_kwargs_are_invalid_kwargs_records(tmp_path):
+    """The issue's vacuous kwargs, through the pass: each record is invalid with reason invalid_kwargs."""
+    vacuous = [
+        ("startend:end_checker", {"end_phrase": ""}),
+        ("keywords:existence", {"keywords": []}),
+        ("keywords:existence", {"keywords": [""]}),
+        ("combination:repeat_prompt", {"prompt_to_repeat": ""}),
+        ("thai:response_language", {"min_ratio": -1.0}),
+        ("keywords:forbidden_words", {"forbidden_words": [""]}),
+        ("language:response_language", {"language": ""}),
+        ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 1, "nth_paragraph": 0, "first_word": "ก"}),
+    ]
+    src = tmp_path / "in.jsonl"
+    with open(src, "w", encoding="utf-8") as f:
+        for n, (iid, kw) in enumerate(vacuous):
+            rec = {"messages": [{"role": "user", "content": "เขียนอะไรก็ได้"}, {"role": "assistant", "content": f"คำตอบที่ {n} ครับ"}],
+                   "instruction_id_list": [iid], "kwargs": [kw]}
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    report = run_verification([src], tmp_path / "out", workers=1, progress=False)
+    assert report.total == report.invalid == len(vacuous) and report.verified == 0
+    assert report.reject_reasons == {"invalid_kwargs": len(vacuous)}
+    for line in (tmp_path / "out/rejected.jsonl").read_text(encoding="utf-8").splitlines():
+        (failure,) = json.loads(line)["failures"]
+        assert failure["check"] == "invalid_kwargs" and failure["reason"]

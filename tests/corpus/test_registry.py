@@ -63,12 +63,12 @@ def test_describe_both_languages_for_every_id():
 
 def _example_kwargs(iid):
     ins = REGISTRY[iid]
-    sample = {int: 3, float: 0.5, str: "คำ", list: ["คำ"], bool: True}
+    samples = {int: [3], float: [0.5], str: ["คำ", "ก", "th"], list: [["คำ"]], bool: [True]}  # "ก": one letter; "th": a language code
 
     def value(p):
         if p.choices:
             return p.choices[0]
-        return "ก" if p.rule is not None and p.rule(sample[p.kind]) else sample[p.kind]  # e.g. one letter
+        return next(v for v in samples[p.kind] if p.rule is None or not p.rule(v))
 
     return {p.name: value(p) for p in ins.params if p.required}
 
@@ -97,3 +97,62 @@ def test_sea_ifeval_th_every_record_is_recognised_and_checks_run():
             v = check(iid, r["prompts"][0]["text"], kw)
             assert isinstance(v.ok, bool)
             assert describe(iid, kw, lang="th")
+
+
+# Kwargs that make a check vacuous: always passed or never passable. Invalid input, not a constraint.
+VACUOUS = [
+    ("startend:end_checker", {"end_phrase": ""}),  # every response ends with ""
+    ("startend:end_checker", {"end_phrase": "   "}),
+    ("keywords:existence", {"keywords": []}),  # nothing to include
+    ("keywords:existence", {"keywords": [""]}),
+    ("keywords:existence", {"keywords": ["ช้าง", " "]}),
+    ("combination:repeat_prompt", {"prompt_to_repeat": ""}),
+    ("thai:response_language", {"min_ratio": -0.5}),  # every share is >= a negative ratio
+    ("thai:response_language", {"min_ratio": 0}),
+    ("thai:response_language", {"min_ratio": 1.5}),  # and none is >= 1.5
+    ("keywords:forbidden_words", {"forbidden_words": [""]}),  # "" is in every response
+    ("keywords:forbidden_words", {"forbidden_words": []}),
+    ("language:response_language", {"language": ""}),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 0, "first_word": "ก"}),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 3, "first_word": "ก"}),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 1, "first_word": ""}),
+    # more of the same kind across the registry
+    ("keywords:frequency", {"keyword": "", "frequency": 2, "relation": "at least"}),
+    ("keywords:frequency", {"keyword": "ช้าง", "frequency": 0, "relation": "at least"}),
+    ("keywords:frequency", {"keyword": "ช้าง", "frequency": 0, "relation": "less than"}),
+    ("keywords:letter_frequency", {"letter": "a", "let_frequency": 0, "let_relation": "at least"}),
+    ("keywords:number_frequency", {"number": "", "frequency": 1, "relation": "exactly"}),
+    ("length_constraints:number_words", {"num_words": 0, "relation": "at least"}),
+    ("length_constraints:number_sentences", {"num_sentences": 0, "relation": "less than"}),
+    ("length_constraints:number_paragraphs", {"num_paragraphs": 0}),
+    ("change_case:capital_word_frequency", {"capital_frequency": 0, "capital_relation": "at least"}),
+    ("detectable_content:number_placeholders", {"num_placeholders": 0}),
+    ("detectable_content:postscript", {"postscript_marker": ""}),
+    ("detectable_format:number_highlighted_sections", {"num_highlights": 0}),
+    ("detectable_format:multiple_sections", {"section_spliter": "", "num_sections": 2}),
+    ("detectable_format:multiple_sections", {"section_spliter": "ส่วน", "num_sections": 0}),
+    ("startend:first_word", {"first_word": ""}),
+    ("thai:no_code_switching", {"allowed_terms": [""]}),
+    ("thai:polite_particle", {"particles": [""]}),  # every text ends with ""
+    ("thai:no_repetition", {"ngram_chars": 0}),
+    ("thai:no_repetition", {"max_line_repeats": 0}),
+]
+
+
+@pytest.mark.parametrize("iid,kwargs", VACUOUS, ids=[f"{i}-{n}" for n, (i, _) in enumerate(VACUOUS)])
+def test_vacuous_kwargs_are_invalid(iid, kwargs):
+    with pytest.raises(KwargsError, match=iid):
+        check(iid, "ข้อความตัวอย่าง ครับ", kwargs)
+
+
+@pytest.mark.parametrize("iid,kwargs", [
+    ("keywords:frequency", {"keyword": "ช้าง", "frequency": 0, "relation": "at most"}),  # "never say ช้าง": meaningful
+    ("keywords:frequency", {"keyword": "ช้าง", "frequency": 0, "relation": "exactly"}),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 0}),  # "no bullets": meaningful
+    ("thai:no_code_switching", {"allowed_terms": []}),  # the default
+    ("thai:no_code_switching", {"max_latin_words": 0}),
+    ("thai:response_language", {"min_ratio": 1.0}),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "ก"}),
+])
+def test_boundary_kwargs_stay_valid(iid, kwargs):
+    normalize_kwargs(iid, kwargs)

@@ -130,8 +130,8 @@ def test_a_fused_path_that_does_not_compile_is_reported_and_auto_falls_back(capl
     # what makes attention="auto" fall back to the chunked XLA path on a GPU whose cuDNN rejects the call.
     attn.cudnn_compiles.cache_clear()
     with caplog.at_level("WARNING", logger="siamgpt_jax.model.attention"):
-        assert attn.cudnn_compiles(jnp.dtype(jnp.bfloat16), 64, 8, 2) is False
-    assert "cuDNN attention is unavailable here" in caplog.text
+        assert attn.cudnn_compiles(jnp.dtype(jnp.bfloat16), 64, 8, 2, 4, 256) is False
+    assert "cuDNN attention is unavailable here for batch 4, seq 256 with packed segments" in caplog.text
 
 
 def test_sharded_init_places_each_param_on_its_logical_sharding():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 from siamgpt_jax.convert import load_hf
-from siamgpt_jax.convert.tiny_hf import TINY, hf_logits, make_hf_model, save_hf_model
+from siamgpt_jax.testing import TINY_HF as TINY, hf_logits, make_hf_model, save_hf_model
 from siamgpt_jax.model import UnsupportedConfigError
 from siamgpt_jax.model.config import Qwen3Config
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from siamgpt_jax.parallel import distributed
-from siamgpt_jax.parallel.distributed import DistributedError, expand_nodelist, resolve, shard_batch
+from siamgpt_jax.parallel.distributed import DistributedError, expand_nodelist, resolve
+from tests.parallel.process_batch import shard_batch
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
 from siamgpt_jax.sharding import DEFAULT_RULES
 

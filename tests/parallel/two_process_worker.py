@@ -28,7 +28,9 @@ mesh = make_mesh(MeshConfig(fsdp=4, dcn={"data": -1}))
 # Global batch of 8 rows x 6 tokens: row r holds r*100 + position. Each process loads its 4 rows.
 global_tokens = np.arange(8)[:, None] * 100 + np.arange(6)[None, :]
 rows = global_tokens[pid * 4:(pid + 1) * 4].astype(np.int32)
-batch = distributed.shard_batch({"tokens": rows, "mask": np.ones_like(rows, np.float32)}, mesh, DEFAULT_RULES)
+from process_batch import shard_batch  # noqa: E402  (beside this script)
+
+batch = shard_batch({"tokens": rows, "mask": np.ones_like(rows, np.float32)}, mesh, DEFAULT_RULES)
 
 replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 

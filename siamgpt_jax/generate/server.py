@@ -1,0 +1,202 @@
+"""The OpenAI-compatible HTTP server behind `siamgpt-jax serve` (FastAPI on uvicorn).
+
+Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /stats
+(the batcher's counters: batches, batch sizes, tokens). With an API key, every /v1 route needs
+`Authorization: Bearer KEY`; /health and /stats stay open for probes.
+
+Every refusal is a 4xx in OpenAI's error shape ({"error": {"message", "type", "param", "code"}}):
+bad JSON, wrong types, unknown roles, empty messages, max_tokens < 1, unsupported fields, a model
+name this server does not serve, and, when the backend can render prompts up front (`prompt_ids`),
+an unrenderable conversation or a prompt longer than its cache; a body over 32 MiB is a 413 and a
+POST without Content-Length a 411, before the body is read. A backend exception answers its batch's requests with 500 and the server
+goes on. `stream: true` is answered with server-sent events in OpenAI's chunk format; since a batch
+is generated as a whole, each choice's text comes in one chunk when its batch is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from siamgpt_jax.generate.api_schema import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    RequestError,
+    chat_response,
+    completion_response,
+    error_body,
+    stream_chunks,
+)
+from siamgpt_jax.generate.backend import Backend, GenerationRequest
+from siamgpt_jax.generate.batcher import BatchFailed, Batcher
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str, **kw) -> JSONResponse:
+    return JSONResponse(error_body(message, **kw), status_code=status)
+
+
+def _validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
+    """The first pydantic error as one line, 'messages.0.role: Input should be ...', and its field."""
+    errors = exc.errors()
+    if not errors:
+        return "invalid request", None
+    e = errors[0]
+    if e.get("type") == "json_invalid":
+        return f"request body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))}", None
+    loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or None
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{loc or 'body'}: {e.get('msg')}{more}", loc
+
+
+MAX_BODY_BYTES = 32 * 2**20  # far above any prompt a cache holds; keeps one request from exhausting memory
+
+
+def create_app(backend: Backend, *, model_name: str | None = None, api_key: str | None = None,
+               max_batch: int = 16, window_s: float = 0.01, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The app; its batching worker starts with the server and stops (closing the backend) with it."""
+    model_name = model_name or backend.model_name
+    created = int(time.time())
+    # Optional backend hooks (JaxBackend has them): render a request's prompt, raising ValueError for
+    # one it would refuse (unrenderable chat, a prompt too long for its cache), so that request gets
+    # a 400 before it joins a batch; and the cache length, which bounds an unset max_tokens.
+    prompt_ids: Callable[[GenerationRequest], list[int]] | None = getattr(backend, "prompt_ids", None)
+    max_len: int | None = getattr(backend, "max_len", None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.batcher = Batcher(backend, max_batch=max_batch, window_s=window_s)
+        try:
+            yield
+        finally:
+            app.state.batcher.close()
+            backend.close()
+
+    app = FastAPI(title="siamgpt-jax", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def check_key_and_size(request: Request, call_next):
+        # A middleware, not a dependency, so that both are checked before the body is read.
+        if api_key is not None and request.url.path.startswith("/v1"):
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+                return _error(401, "missing or wrong API key (expected 'Authorization: Bearer KEY')",
+                              kind="authentication_error", code="invalid_api_key")
+        length = request.headers.get("content-length")
+        if length is None and request.method == "POST":  # a chunked body could grow without bound
+            return _error(411, "a POST needs a Content-Length header")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            return _error(413, f"request body of {length} bytes is over the server's limit of {max_body_bytes}")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError):
+        message, param = _validation_error(exc)
+        return _error(400, message, param=param)
+
+    @app.exception_handler(RequestError)
+    async def on_request_error(request: Request, exc: RequestError):
+        return _error(exc.status, str(exc), kind=exc.kind, param=exc.param, code=exc.code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException):
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return _error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", kind=kind)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error")
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": model_name}
+
+    @app.get("/stats")
+    async def stats(request: Request):
+        return request.app.state.batcher.snapshot()
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list",
+                "data": [{"id": model_name, "object": "model", "created": created, "owned_by": "siamgpt-jax"}]}
+
+    async def complete(request: Request, body, to_requests, respond):
+        if body.model is not None and body.model != model_name:
+            raise RequestError(f"model {body.model!r} is not served here; this server serves {model_name!r}",
+                               status=404, param="model", code="model_not_found", kind="not_found_error")
+        try:
+            requests = to_requests()
+        except RequestError:
+            raise
+        except ValueError as e:  # SamplingParams' or GenerationRequest's own checks
+            raise RequestError(str(e)) from None
+        if len(requests) > max_batch:
+            raise RequestError(f"this request asks for {len(requests)} sequences (prompts x n); the server's "
+                               f"max batch is {max_batch}", param="n")
+        if prompt_ids is not None:
+            requests = _fit_to_cache(requests, body, prompt_ids, max_len)
+        try:
+            gens = await request.app.state.batcher.submit(requests)
+        except BatchFailed as e:
+            return _error(500, str(e), kind="server_error")
+        failed = [g.error or "unknown error" for g in gens if g.finish_reason == "error"]
+        if failed:
+            return _error(500, f"generation failed: {failed[0]}", kind="server_error")
+        out = respond(gens, model_name, body.n)
+        if not body.stream:
+            return out
+        include_usage = bool((body.stream_options or {}).get("include_usage"))
+        events = [f"data: {json.dumps(c, ensure_ascii=False)}\n\n" for c in stream_chunks(out, include_usage)]
+        return StreamingResponse(iter(events + ["data: [DONE]\n\n"]), media_type="text/event-stream")
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request, body: ChatCompletionRequest):
+        return await complete(request, body, body.to_requests, chat_response)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request, body: CompletionRequest):
+        return await complete(request, body, body.to_requests, completion_response)
+
+    return app
+
+
+def _fit_to_cache(requests: list[GenerationRequest], body, prompt_ids, max_len: int | None) -> list[GenerationRequest]:
+    """Check each prompt with the backend (RequestError if it refuses one). Without max_tokens, a
+    request may use what the cache leaves after its prompt, up to SamplingParams' default, as
+    OpenAI's API fills the context when max_tokens is unset."""
+    param = "messages" if requests[0].messages is not None else "prompt"
+    out = []
+    for first in range(0, len(requests), body.n):  # n copies differ only in their seed
+        group = requests[first:first + body.n]
+        r = group[0]
+        try:
+            if body.requested_max_tokens() is not None or max_len is None:
+                prompt_ids(r)
+            else:
+                ids = prompt_ids(dataclasses.replace(r, sampling=dataclasses.replace(r.sampling, max_new_tokens=1)))
+                room = min(r.sampling.max_new_tokens, max_len - len(ids))
+                group = [dataclasses.replace(g, sampling=dataclasses.replace(g.sampling, max_new_tokens=room))
+                         for g in group]
+        except ValueError as e:
+            raise RequestError(str(e), param=param) from None
+        out += group
+    return out
+
+
+def serve(backend: Backend, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **app_kw) -> None:
+    """Run the app with uvicorn until interrupted (blocks)."""
+    import uvicorn
+
+    uvicorn.run(create_app(backend, **app_kw), host=host, port=port, log_level=log_level)
