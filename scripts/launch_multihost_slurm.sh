@@ -3,10 +3,10 @@
 # siamgpt_jax.parallel.distributed.initialize() reads SLURM_NTASKS / SLURM_PROCID and takes the first
 # host of SLURM_JOB_NODELIST as coordinator (port from SIAMGPT_COORDINATOR_PORT, else 20000 + job id
 # mod 20000, so two jobs sharing a first node do not collide).
-# The mesh says data spans the hosts and FSDP stays inside one: mesh.fsdp=8 mesh.dcn.data=-1.
+# The mesh comes from the config (MESH adds overrides, e.g. MESH="mesh.fsdp=8 mesh.dcn.data=-1").
 #
 #   sbatch scripts/launch_multihost_slurm.sh [key=value ...]
-#   CONFIG=configs/other.yaml MESH="mesh.fsdp=4 mesh.dcn.data=-1" sbatch scripts/launch_multihost_slurm.sh
+#   CONFIG=configs/other.yaml MESH="mesh.data=-1 mesh.fsdp=4 mesh.dcn.data=-1" sbatch scripts/launch_multihost_slurm.sh
 #
 # Arguments are extra config overrides (after the mesh ones, so they win); TRAIN_FLAGS adds CLI flags
 # (e.g. "--resume --no-progress"). tests/parallel/test_launch_slurm.py runs this script with a fake
@@ -22,12 +22,13 @@
 set -euo pipefail
 
 CONFIG=${CONFIG:-configs/qwen3-32b-sft.yaml}
-MESH=${MESH:-"mesh.fsdp=8 mesh.dcn.data=-1"}
+MESH=${MESH:-}
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
-export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
+# XLA's share of GPU memory: `siamgpt-jax train` sets XLA_PYTHON_CLIENT_MEM_FRACTION to
+# siamgpt_jax/layout/planner.py GPU_MEMORY_FRACTION (the planner's budget) unless it is set here.
 export NCCL_IB_DISABLE=${NCCL_IB_DISABLE:-0}
 
 # Open MPI instead of SLURM: mpirun -np 8 --map-by ppr:1:node -x SIAMGPT_COORDINATOR=<host0>:12355 \
-#     siamgpt-jax train --config "$CONFIG" mesh.fsdp=8 mesh.dcn.data=-1
+#     siamgpt-jax train --config "$CONFIG"
 # shellcheck disable=SC2086  # MESH and TRAIN_FLAGS are word lists
 srun --kill-on-bad-exit=1 siamgpt-jax train --config "$CONFIG" $TRAIN_FLAGS $MESH "$@"

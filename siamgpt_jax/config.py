@@ -15,11 +15,21 @@ from typing import Any, TypeVar
 
 import yaml
 
+from siamgpt_jax.errors import UserError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config key or value is invalid. The message names the dotted key."""
+
+
+def require_at_least(section: Any, name: str, **minimums: int) -> None:
+    """ConfigError naming `name.key` for each field of `section` below its minimum (or not an int)."""
+    for key, low in minimums.items():
+        value = getattr(section, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name}.{key}: must be an integer >= {low}, got {value!r}")
 
 
 def _suggest(key: str, valid: list[str]) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from siamgpt_jax.errors import UserError
+
 MESH_AXES = ("data", "fsdp", "tensor", "sequence")
 
 # logical name -> mesh axes (a tuple, possibly empty = replicated)
@@ -61,7 +63,7 @@ def _axis_sizes(mesh: MeshLike) -> Mapping[str, int]:
     return mesh.shape if isinstance(mesh, Mesh) else mesh
 
 
-class ShardingRuleError(ValueError):
+class ShardingRuleError(UserError):
     """A rule names an unknown logical or mesh axis, or a tensor names an unmapped logical axis."""
 
 

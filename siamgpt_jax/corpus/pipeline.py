@@ -40,7 +40,7 @@ CHUNK = 256
 _OTHER_LANGUAGE_IDS = ("language:response_language", "change_case:english_capital", "change_case:english_lowercase")
 
 
-class InvalidInputError(RuntimeError):
+class InvalidInputError(UserError, RuntimeError):
     """Raised with --fail-on-invalid when any line is not a usable record."""
 
 

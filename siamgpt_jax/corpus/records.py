@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from siamgpt_jax.errors import UserError
+
 SYSTEMCHAT, AUTOIF = "systemchat", "autoif"
 encode_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str
 
@@ -53,7 +55,7 @@ class Limits:
     max_total_chars: int = 128_000
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
     """A line that is not a usable record. `check` names the failed structural rule."""
 
     def __init__(self, check: str, reason: str, stream: str | None = None):

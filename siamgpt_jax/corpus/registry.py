@@ -10,8 +10,10 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from siamgpt_jax.errors import UserError
 
-class VerifierError(ValueError):
+
+class VerifierError(UserError):
     """An instruction id or kwargs set that cannot be checked (bad input, not a failed check)."""
 
 

@@ -1,8 +1,12 @@
-"""`siamgpt-jax mesh {plan,compile,bench}`: mesh-layout experiments.
+"""`siamgpt-jax mesh {plan,compile,bench}`: ways to split a model over GPUs, compared.
 
 plan     candidate layouts on paper (planner.py): memory by part, collectives, step time, MFU
 compile  AOT-compile the train step for one layout on virtual CPU devices (compiled.py)
 bench    time chosen layouts on the devices present
+
+`--config RUN.yaml` takes the model, batch, sequence length, dtypes, remat, attention, loss chunk
+and (for plan) the mesh from a training config, so the plan is of exactly what `train` would run;
+flags given explicitly still win.
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ import sys
 from pathlib import Path
 
 from siamgpt_jax.config import ConfigError, apply_overrides, from_dict
+from siamgpt_jax.model.config import ATTENTION_NAMES, REMAT_NAMES
+
+# workload flags: built-in values when neither the flag nor --config gives one
+DEFAULTS = {"model": "qwen3-32b", "seq_len": 4096, "global_batch": 128, "micro_batches": 1, "remat": "full",
+            "param_dtype": "float32", "compute_dtype": "bfloat16", "attention": "auto", "logits_chunk": None}
 
 
 def _model(spec: str, overrides: list[str]):
@@ -39,17 +48,23 @@ def parse_layout(text: str):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="qwen3-32b", help="preset name (e.g. qwen3-32b) or an HF config.json")
+    p.add_argument("--config", type=Path, default=None,
+                   help="a training config: plan what it would run (model, batch, dtypes, remat, attention, mesh)")
+    p.add_argument("--model", default=None, help="preset name (e.g. qwen3-32b) or an HF config.json "
+                                                 f"(default {DEFAULTS['model']})")
     p.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE",
                    help="change a model field, e.g. num_hidden_layers=2 (scaled configs)")
-    p.add_argument("--seq-len", type=int, default=4096)
-    p.add_argument("--global-batch", type=int, default=128, help="sequences per optimizer step")
-    p.add_argument("--micro-batches", type=int, default=1)
-    p.add_argument("--remat", choices=["none", "full", "dots"], default="full")
-    p.add_argument("--param-dtype", default="float32")
-    p.add_argument("--compute-dtype", default="bfloat16")
-    p.add_argument("--attention", choices=["xla", "chunked", "flash"], default="flash")
-    p.add_argument("--logits-chunk", type=int, default=None, help="tokens per logits chunk per device")
+    p.add_argument("--seq-len", type=int, default=None, help=f"(default {DEFAULTS['seq_len']})")
+    p.add_argument("--global-batch", type=int, default=None,
+                   help=f"sequences per optimizer step (default {DEFAULTS['global_batch']})")
+    p.add_argument("--micro-batches", type=int, default=None, help="(default 1)")
+    p.add_argument("--remat", choices=REMAT_NAMES, default=None, help=f"(default {DEFAULTS['remat']})")
+    p.add_argument("--param-dtype", default=None, help=f"(default {DEFAULTS['param_dtype']})")
+    p.add_argument("--compute-dtype", default=None, help=f"(default {DEFAULTS['compute_dtype']})")
+    p.add_argument("--attention", choices=ATTENTION_NAMES, default=None,
+                   help=f"attention kernel, as in a config's model.attention (default {DEFAULTS['attention']})")
+    p.add_argument("--logits-chunk", type=int, default=None,
+                   help="tokens per loss chunk (a config's train.loss_chunk; default: the whole sequence)")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
 
 
@@ -57,9 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     plan = sub.add_parser("plan", help="list candidate layouts with memory, traffic and time estimates")
     _common(plan)
-    plan.add_argument("--devices", type=int, required=True)
-    plan.add_argument("--hosts", type=int, default=1)
+    plan.add_argument("--devices", type=int, default=None,
+                      help="device count (default: what --config's mesh names; required otherwise)")
+    plan.add_argument("--hosts", type=int, default=None, help="(default: what --config's mesh names, else 1)")
     plan.add_argument("--device-memory", default="80GiB")
+    plan.add_argument("--memory-fraction", type=float, default=None,
+                      help="share of device memory XLA may use (default: what `train` sets, "
+                           "planner.GPU_MEMORY_FRACTION)")
     plan.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 TFLOP/s per device")
     plan.add_argument("--ici-bandwidth", default="450GB/s", help="per device, inside a host")
     plan.add_argument("--dcn-bandwidth", default="50GB/s", help="per device, across hosts")
@@ -81,6 +100,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bench.add_argument("--warmup", type=int, default=1)
 
 
+def _apply_config(args) -> None:
+    """Fill the workload flags left unset from --config (then from DEFAULTS); keep the job for later."""
+    args.job = None
+    if args.config is not None:
+        from siamgpt_jax.train.config import load_job_config
+
+        job = args.job = load_job_config(args.config)
+        from_config = {"seq_len": job.data.seq_len, "global_batch": job.train.global_batch,
+                       "micro_batches": job.train.micro_batches, "remat": job.model.remat,
+                       "param_dtype": job.model.param_dtype, "compute_dtype": job.model.dtype,
+                       "attention": job.model.attention, "logits_chunk": job.train.loss_chunk}
+        for key, value in from_config.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+        if args.model is None:
+            args.model = str(args.config)  # the label in the output; the architecture comes from the config
+    for key, value in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def _workload(args):
     from siamgpt_jax.layout.planner import Workload
 
@@ -89,16 +129,33 @@ def _workload(args):
                     attention=args.attention, logits_chunk=args.logits_chunk)
 
 
+def _config_model(job, overrides: list[str]):
+    """The architecture a training config runs: its HF folder's config.json when present, else its preset."""
+    from siamgpt_jax.model.config import preset
+
+    m = job.model
+    if m.hf_path and (Path(m.hf_path) / "config.json").is_file():
+        c = m.architecture()
+    elif m.preset:
+        if m.hf_path:
+            print(f"note: {m.hf_path}/config.json is not here; planning with model.preset {m.preset}", file=sys.stderr)
+        c = preset(m.preset).replace(**m.overrides) if m.overrides else preset(m.preset)
+    else:
+        raise ConfigError(f"model.hf_path: {m.hf_path}/config.json not found and no model.preset to plan with")
+    return c.replace(**apply_overrides({}, overrides)) if overrides else c
+
+
 def _gib(x: float) -> str:
     return f"{x / 2**30:7.2f}"
 
 
-def format_table(plans, device_memory: float) -> str:
+def format_table(plans, device_memory: float, memory_fraction: float = 1.0) -> str:
     from siamgpt_jax.layout.planner import KINDS, PARTS
 
     head = (f"{'layout':<24}" + "".join(f"{p[:9]:>10}" for p in PARTS) + f"{'total':>9} {'fits':>4} "
             + "".join(f"{k.replace('collective-', '')[:10]:>11}" for k in KINDS) + f"{'step s':>8}{'MFU':>6}")
-    lines = [f"memory in GiB per device (device memory {device_memory / 2**30:.1f} GiB); "
+    lines = [f"memory in GiB per device (budget {device_memory * memory_fraction / 2**30:.1f} GiB = "
+             f"{device_memory / 2**30:.1f} GiB x {memory_fraction:g}); "
              f"collectives in GiB sent per device per step", head, "-" * len(head)]
     for p in plans:
         kinds = p.collective_bytes()
@@ -125,7 +182,7 @@ def plot_memory(plans, device_memory: float, path: Path, title: str = "") -> Non
         vals = [p.memory[part] / 2**30 for p in plans]
         ax.bar(x, vals, bottom=bottom, label=part)
         bottom = [b + v for b, v in zip(bottom, vals)]
-    ax.axhline(device_memory / 2**30, color="red", linestyle="--", label="device memory")
+    ax.axhline(device_memory / 2**30, color="red", linestyle="--", label="memory budget")
     ax.set_xticks(list(x), [p.label for p in plans], rotation=75, ha="right", fontsize=7)
     ax.set_ylabel("GiB per device")
     ax.set_title(title)
@@ -143,16 +200,41 @@ def _write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+def _devices_from_mesh(mesh_cfg) -> tuple[int | None, int | None]:
+    """Device and host counts a mesh config names outright (None where an axis says -1, fill)."""
+    import math
+
+    sizes = mesh_cfg.sizes.values()
+    devices = None if -1 in sizes else math.prod(sizes)
+    hosts = None if -1 in mesh_cfg.dcn.values() else math.prod(mesh_cfg.dcn.values() or [1])
+    return devices, hosts
+
+
 def _run_plan(args) -> int:
     from siamgpt_jax.config import parse_size
-    from siamgpt_jax.layout.planner import Hardware, plan_all, plan_layout
+    from siamgpt_jax.layout.planner import GPU_MEMORY_FRACTION, Hardware, plan_all, plan_layout
 
-    c = _model(args.model, args.model_override)
+    _apply_config(args)
+    if args.job is not None:
+        c = _config_model(args.job, args.model_override)
+        devices, hosts = _devices_from_mesh(args.job.mesh)
+        args.devices = args.devices or devices
+        args.hosts = args.hosts or hosts
+        if not args.layout:
+            args.layouts = [args.job.mesh]
+    else:
+        c = _model(args.model, args.model_override)
+    if args.devices is None:
+        raise ConfigError("--devices: how many devices to plan for (or a --config whose mesh names them all)")
+    args.hosts = args.hosts or 1
     w = _workload(args)
     hw = Hardware(device_memory=parse_size(args.device_memory), peak_flops=args.peak_tflops * 1e12,
                   ici_bandwidth=parse_size(args.ici_bandwidth), dcn_bandwidth=parse_size(args.dcn_bandwidth),
-                  matmul_efficiency=args.matmul_efficiency)
-    if args.layout:
+                  matmul_efficiency=args.matmul_efficiency,
+                  memory_fraction=GPU_MEMORY_FRACTION if args.memory_fraction is None else args.memory_fraction)
+    if getattr(args, "layouts", None):
+        plans = [plan_layout(c, m, w, hw, args.devices, args.hosts) for m in args.layouts]
+    elif args.layout:
         plans = [plan_layout(c, parse_layout(s), w, hw, args.devices, args.hosts) for s in args.layout]
     else:
         plans = plan_all(c, w, hw, args.devices, args.hosts)
@@ -162,7 +244,11 @@ def _run_plan(args) -> int:
     print(f"{args.model}: {args.devices} devices / {args.hosts} hosts, seq {args.seq_len}, global batch "
           f"{args.global_batch}, {args.micro_batches} micro-batch(es), remat={args.remat}, "
           f"{len(plans)} layout(s), fitting first then fastest")
-    print(format_table(plans[: args.top], hw.device_memory))
+    print(format_table(plans[: args.top], hw.device_memory, hw.memory_fraction))
+    best = plans[0]
+    print(f"{best.label}: {best.memory['total'] / 2**30:.1f} GiB of the {hw.memory_budget / 2**30:.1f} GiB budget, "
+          + (f"margin {(hw.memory_budget - best.memory['total']) / 2**30:.1f} GiB" if best.fits
+             else f"over by {(best.memory['total'] - hw.memory_budget) / 2**30:.1f} GiB: it does not fit"))
     if len(plans) > args.top:
         print(f"... {len(plans) - args.top} more (--top, or --json for all)")
     if args.json:
@@ -171,7 +257,7 @@ def _run_plan(args) -> int:
                                 "plans": [p.to_json() for p in plans]})
         print(f"wrote {args.json}")
     if args.plot:
-        plot_memory(plans[: args.top], hw.device_memory, args.plot,
+        plot_memory(plans[: args.top], hw.memory_budget, args.plot,
                     f"{args.model}, {args.devices} devices / {args.hosts} hosts, seq {args.seq_len}")
         print(f"wrote {args.plot}")
     return 0
@@ -197,7 +283,8 @@ def _run_compile(args) -> int:
 
     from siamgpt_jax.layout.compiled import compile_report
 
-    c = _model(args.model, args.model_override)
+    _apply_config(args)
+    c = _config_model(args.job, args.model_override) if args.job else _model(args.model, args.model_override)
     reports = []
     for text in args.layout:
         r = compile_report(c, parse_layout(text), args.seq_len, args.global_batch,
@@ -230,7 +317,8 @@ def _run_compile(args) -> int:
 def _run_bench(args) -> int:
     from siamgpt_jax.layout.compiled import bench_layouts
 
-    c = _model(args.model, args.model_override)
+    _apply_config(args)
+    c = _config_model(args.job, args.model_override) if args.job else _model(args.model, args.model_override)
     results = bench_layouts(c, [parse_layout(t) for t in args.layout], _workload(args),
                             steps=args.steps, warmup=args.warmup)
     for r in results:

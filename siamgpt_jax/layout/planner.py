@@ -26,13 +26,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from siamgpt_jax.model.config import (
-    LAYER_NORM_KEYS, Qwen3Config, attention_block_size, flops_per_token, param_logical_axes, param_shapes,
+    ATTENTION_NAMES, LAYER_NORM_KEYS, REMAT_NAMES, AttentionName, Qwen3Config, RematName, attention_block_size,
+    flops_per_token, param_logical_axes, param_shapes,
 )
 from siamgpt_jax.parallel.mesh import MeshConfig, MeshShape, resolve
 from siamgpt_jax.sharding import MESH_AXES, Rules, local_shape, logical_to_spec, divisible_spec
 
+# The share of each GPU's memory XLA may allocate (XLA_PYTHON_CLIENT_MEM_FRACTION): `siamgpt-jax
+# train` sets it (siamgpt_jax/cli.py) unless the environment already does, and a plan fits when its
+# total is within device memory x this fraction. XLA's own default, 0.75, would waste 20 GB of an
+# H100; the rest is left to cuDNN/NCCL workspaces and the CUDA context, which XLA does not count.
+GPU_MEMORY_FRACTION = 0.92
+
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "fp32": 4, "bf16": 2, "fp16": 2}
-RematPolicy = Literal["none", "full", "dots"]
 PARTS = ("params", "grads", "optimizer", "activations", "logits", "gathered_weights")
 KINDS = ("all-gather", "reduce-scatter", "all-reduce", "collective-permute")
 
@@ -47,6 +53,7 @@ def dtype_bytes(name: str) -> int:
 @dataclass(frozen=True)
 class Hardware:
     device_memory: float = 80 * 2**30  # bytes
+    memory_fraction: float = GPU_MEMORY_FRACTION  # of device_memory that XLA may use
     peak_flops: float = 989e12  # dense bf16 FLOP/s per device (H100 SXM)
     ici_bandwidth: float = 450e9  # bytes/s per device, one direction, inside a host (NVLink 4)
     dcn_bandwidth: float = 50e9  # bytes/s per device across hosts (400 Gb/s InfiniBand per GPU)
@@ -58,7 +65,14 @@ class Hardware:
     weight_gather_buffers: int = 2
     weight_gather_unit: Literal["layer", "matrix"] = "layer"
 
+    @property
+    def memory_budget(self) -> float:
+        """Bytes a plan may use per device."""
+        return self.device_memory * self.memory_fraction
+
     def __post_init__(self) -> None:
+        if not 0 < self.memory_fraction <= 1:
+            raise ValueError(f"memory_fraction {self.memory_fraction} is not in (0, 1]")
         if self.weight_gather_unit not in ("layer", "matrix"):
             raise ValueError(f"weight_gather_unit '{self.weight_gather_unit}' is not one of layer, matrix")
 
@@ -71,19 +85,21 @@ class Workload:
     param_dtype: str = "float32"
     compute_dtype: str = "bfloat16"
     optimizer_dtype: str = "float32"  # AdamW's two moments
-    remat: RematPolicy = "full"
-    # xla materialises [B, H, S, S] scores; chunked (model/chunked_attention.py) keeps what flash
-    # keeps, plus one query block's [B, H, block, S] fp32 probabilities while a layer's backward runs
-    attention: Literal["xla", "chunked", "flash"] = "flash"
+    remat: RematName = "full"
+    # xla materialises [B, H, S, S] scores; cudnn (a flash kernel) keeps the log-sum-exp per query;
+    # chunked (model/chunked_attention.py) keeps what cudnn keeps, plus one query block's
+    # [B, H, block, S] fp32 probabilities while a layer's backward runs. auto is planned as cudnn:
+    # plans are for GPUs, where auto takes cuDNN
+    attention: AttentionName = "auto"
     logits_chunk: int | None = None  # tokens of each sequence per loss chunk (train/loss.py); None = all
 
     def __post_init__(self) -> None:
         for name in ("param_dtype", "compute_dtype", "optimizer_dtype"):
             dtype_bytes(getattr(self, name))
-        if self.remat not in ("none", "full", "dots"):
-            raise ValueError(f"remat policy '{self.remat}' is not one of none, full, dots")
-        if self.attention not in ("xla", "chunked", "flash"):
-            raise ValueError(f"attention '{self.attention}' is not one of xla, chunked, flash")
+        if self.remat not in REMAT_NAMES:
+            raise ValueError(f"remat policy '{self.remat}' is not one of {', '.join(REMAT_NAMES)}")
+        if self.attention not in ATTENTION_NAMES:
+            raise ValueError(f"attention '{self.attention}' is not one of {', '.join(ATTENTION_NAMES)}")
         if self.global_batch % self.micro_batches:
             raise ValueError(f"global batch {self.global_batch} is not divisible by micro_batches={self.micro_batches}")
 
@@ -213,7 +229,7 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         t["attn_probs"] = (scores, (B, H, S, S), cb, ("none",))
         # the softmax's row max and row sum, fp32
         t["softmax_stats"] = (("batch", "act_heads", "seq", None), (B, H, S, 2), 4, ("none",))
-    else:  # flash and chunked keep only the log-sum-exp per query
+    else:  # cudnn (auto) and chunked keep only the log-sum-exp per query
         t["attn_lse"] = (("batch", "act_heads", "seq"), (B, H, S), 4, ("none",))
     return t
 
@@ -392,7 +408,7 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
     step_s = compute_s + exposed + max(0.0, overlapped - compute_s)
     mfu = model_flops / (step_s * num_devices * hw.peak_flops)
     return Plan(ms, memory, collectives, compute_s, exposed, overlapped, step_s, mfu,
-                memory["total"] <= hw.device_memory, tokens_dev, notes)
+                memory["total"] <= hw.memory_budget, tokens_dev, notes)
 
 
 def _divisors(n: int) -> list[int]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, Sequence
 
+from siamgpt_jax.errors import UserError
+
 ROLES = ("system", "user", "assistant")
 TRAIN_ON = ("all_assistant", "last_assistant")
 EMPTY_THINK = "<think>\n\n</think>\n\n"
@@ -43,7 +45,7 @@ CHAT_TEMPLATE = (
 )
 
 
-class ChatFormatError(ValueError):
+class ChatFormatError(UserError):
     """A conversation cannot be rendered. The message names the record when one was given."""
 
 

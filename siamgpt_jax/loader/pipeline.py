@@ -33,7 +33,7 @@ from siamgpt_jax.loader import BATCH_KEYS
 log = logging.getLogger(__name__)
 
 _OK, _TRUNCATED, _DROPPED = 0, 1, 2
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: the record counts travel with the packer's parent state
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,8 @@ class LoaderStats:
 class _CountAndDrop:
     """Main-process tap between the workers and the packer: exact record counts, drops removed."""
 
+    RECORD_FIELDS = ("records", "truncated", "dropped")
+
     def __init__(self, stats: LoaderStats):
         self.stats = stats
 
@@ -152,6 +154,42 @@ class _CountAndDrop:
             c["dropped"] += 1
             return False
         return True
+
+
+class _CountingFilter(grain.IterDataset):
+    """`filter(tap)` whose iterator state carries the tap's record counts.
+
+    The packer saves its parent's state at the start of the batch it is filling and, on restore,
+    replays the records read since then. Restoring the counts from that same moment means the
+    replay counts those records once, not twice.
+    """
+
+    def __init__(self, parent: grain.IterDataset, tap: _CountAndDrop):
+        super().__init__(parent)
+        self._tap = tap
+
+    def __iter__(self) -> "_CountingFilterIterator":
+        return _CountingFilterIterator(self._parent.__iter__(), self._tap)
+
+
+class _CountingFilterIterator(grain.DatasetIterator):
+    def __init__(self, parent, tap: _CountAndDrop):
+        super().__init__(parent)
+        self._tap = tap
+
+    def __next__(self):
+        while True:
+            value = next(self._parent)
+            if self._tap(value):
+                return value
+
+    def get_state(self) -> dict[str, Any]:
+        counts = self._tap.stats.counts
+        return {"parent": self._parent.get_state(), "counts": {k: counts[k] for k in _CountAndDrop.RECORD_FIELDS}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._parent.set_state(state["parent"])
+        self._tap.stats.counts.update(state["counts"])
 
 
 def _rename_packed(row: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -200,8 +238,9 @@ class LoaderIterator:
     def set_state(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
             raise ValueError(f"not a loader state of version {_STATE_VERSION}: keys {sorted(state) if isinstance(state, dict) else type(state).__name__}")
-        self._it.set_state(_json_restore(state["grain"]))
+        # batch counts first; the grain restore then sets the record counts to where its replay starts
         self.stats.counts.update(state.get("stats", {}))
+        self._it.set_state(_json_restore(state["grain"]))
 
     def close(self) -> None:
         close = getattr(self._it, "close", None)
@@ -306,7 +345,7 @@ def make_loader(
         _ensure_absl_flags_parsed()
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.num_workers, per_worker_buffer_size=64))
     tap = _CountAndDrop(LoaderStats())
-    ds = ds.filter(tap)
+    ds = _CountingFilter(ds, tap)
     ds = grain.experimental.FirstFitPackIterDataset(
         ds,
         length_struct={"inputs": cfg.seq_len, "targets": cfg.seq_len, "loss_mask": cfg.seq_len},

@@ -21,15 +21,13 @@ import jax
 import jax.numpy as jnp
 
 from siamgpt_jax.model.chunked_attention import chunked_attention
+from siamgpt_jax.model.config import ATTENTION_NAMES
 
 log = logging.getLogger(__name__)
 
-ATTENTION_IMPLS = ("xla", "chunked", "cudnn", "auto")
-
-
 def validate_attention(name: str) -> str:
-    if name not in ATTENTION_IMPLS:
-        raise ValueError(f"attention={name!r} is not one of {list(ATTENTION_IMPLS)}")
+    if name not in ATTENTION_NAMES:
+        raise ValueError(f"attention={name!r} is not one of {list(ATTENTION_NAMES)}")
     return name
 
 

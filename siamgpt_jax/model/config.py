@@ -11,7 +11,22 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from siamgpt_jax.errors import UserError
+
+# The ONE list of attention kernels and the ONE list of remat policies that configs, commands and
+# the planner accept (model/attention.py and model/qwen3.py implement them). Kept here, away from
+# jax, so `--help` and the planner read them for free.
+#   auto     cuDNN's fused kernel on a GPU where it compiles, else chunked
+#   xla      plain reference: full [S, S] scores
+#   chunked  query blocks with a flash-style backward, no [S, S] tensor kept
+#   cudnn    the fused GPU (flash) kernel
+ATTENTION_NAMES = ("auto", "xla", "chunked", "cudnn")
+#   none: keep every activation; full: keep only each layer's input; dots: also the matmul outputs
+REMAT_NAMES = ("none", "full", "dots")
+AttentionName = Literal[ATTENTION_NAMES]  # type: ignore[valid-type]
+RematName = Literal[REMAT_NAMES]  # type: ignore[valid-type]
 
 
 # The dtypes a config, a CLI flag or a backend option may name for params, compute and the KV cache.
@@ -31,7 +46,7 @@ def dtype_of(name):
     return jnp.dtype(name)
 
 
-class UnsupportedConfigError(ValueError):
+class UnsupportedConfigError(UserError):
     """The HF config asks for a feature this implementation does not provide."""
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from siamgpt_jax.model import attention as attn
-from siamgpt_jax.model.config import LAYER_NORM_KEYS, PARAM_AXES, Qwen3Config, param_shapes
+from siamgpt_jax.model.config import LAYER_NORM_KEYS, PARAM_AXES, REMAT_NAMES, Qwen3Config, param_shapes
 from siamgpt_jax.model.kv_cache import CACHE_AXES, KVCache
 from siamgpt_jax.model.layer_ops import PROJECTION, dense, rms_norm, swiglu_down
 from siamgpt_jax.model.rope import apply_rope, cos_sin
@@ -36,6 +36,7 @@ REMAT_POLICIES = {
         jax.checkpoint_policies.save_only_these_names(PROJECTION),
     ),
 }
+assert tuple(REMAT_POLICIES) == REMAT_NAMES  # one policy per name the configs accept
 
 
 def _cast_layer(p, dtype):

@@ -15,12 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
+from siamgpt_jax.errors import UserError
+
 DEFAULT_PORT = 12355
 # Where the coordinator address ("host:port") may be given when the launcher does not imply one.
 COORDINATOR_VARS = ("SIAMGPT_COORDINATOR", "JAX_COORDINATOR_ADDRESS")
 
 
-class DistributedError(RuntimeError):
+class DistributedError(UserError, RuntimeError):
     """The environment does not say enough (or says contradictory things) to start multi-host JAX."""
 
 

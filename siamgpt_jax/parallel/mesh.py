@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from siamgpt_jax.config import ConfigError
+from siamgpt_jax.errors import UserError
 from siamgpt_jax.sharding import DEFAULT_RULES, LOGICAL_AXES, MESH_AXES, ShardingRuleError, validate_rules
 
 
-class MeshError(ValueError):
+class MeshError(UserError):
     """The mesh config does not fit the devices or hosts; the message says why."""
 
 

@@ -21,7 +21,7 @@ from siamgpt_jax import config as config_lib
 from siamgpt_jax import hub
 from siamgpt_jax.corpus.selection import SelectionConfig
 from siamgpt_jax.loader.pipeline import LoaderConfig
-from siamgpt_jax.model.config import Qwen3Config, preset
+from siamgpt_jax.model.config import AttentionName, Qwen3Config, RematName, preset
 from siamgpt_jax.parallel.mesh import MeshConfig
 from siamgpt_jax.train.checkpoint import CheckpointConfig
 from siamgpt_jax.train.optimizer import OptimConfig
@@ -35,8 +35,8 @@ class ModelConfig:
     overrides: dict[str, Any] = field(default_factory=dict)  # Qwen3Config fields on top of the preset
     param_dtype: Literal["float32", "bfloat16"] = "float32"
     dtype: Literal["float32", "bfloat16"] = "bfloat16"
-    remat: Literal["none", "full", "dots"] = "full"
-    attention: Literal["auto", "xla", "chunked", "cudnn"] = "auto"
+    remat: RematName = "full"  # model/config.py REMAT_NAMES
+    attention: AttentionName = "auto"  # model/config.py ATTENTION_NAMES
 
     def architecture(self) -> Qwen3Config:
         """The Qwen3Config this section describes (reads config.json for an HF import)."""
@@ -85,6 +85,15 @@ class TrainLoopConfig:
     eval_every: int = 0  # 0 = no eval
     eval_batches: int = 4
     peak_tflops_per_device: float | None = None  # MFU denominator; None = detect (H100/H200/A100)
+
+    def __post_init__(self) -> None:
+        # steps <= 0 is allowed: a run with nothing left to do, which `train` reports and skips
+        config_lib.require_at_least(self, "train", global_batch=1, micro_batches=1, loss_chunk=1, log_every=1,
+                                    eval_every=0, eval_batches=1)
+        if self.global_batch % self.micro_batches:
+            raise config_lib.ConfigError(
+                f"train.global_batch={self.global_batch} is not divisible by train.micro_batches={self.micro_batches}"
+            )
 
 
 @dataclass(frozen=True)

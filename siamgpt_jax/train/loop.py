@@ -8,6 +8,7 @@ signal, or a non-finite loss.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import signal
@@ -21,13 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from siamgpt_jax import config as config_lib
+from siamgpt_jax.convert.errors import CheckpointError
 from siamgpt_jax.model.config import PEAK_TFLOPS, dtype_of, flops_per_token
 from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.sharding import logical_to_spec
-from siamgpt_jax.train.checkpoint import Checkpointer
+from siamgpt_jax.train.checkpoint import Checkpointer, NonFiniteStateError
 from siamgpt_jax.train.config import JobConfig, pin_hub_revisions
 from siamgpt_jax.train.optimizer import learning_rate_schedule, make_optimizer
+from siamgpt_jax.train.run_folder import check_resume_config, prepare_fresh_start, truncate_metrics
 from siamgpt_jax.train.state import ModelDef, abstract_train_state, create_train_state, state_shardings
 from siamgpt_jax.train.step import (
     StepConfig,
@@ -51,7 +54,7 @@ class TrainResult:
     last_loss: float | None = None
     steps_done: int = 0
     last_checkpoint: int | None = None
-    stopped_by: str = "completed"  # completed | signal | non_finite
+    stopped_by: str = "completed"  # completed | already_done | signal | stop_at_step | non_finite
     losses: list[float] = field(default_factory=list)
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
     state: Any = None  # the final TrainState (on device)
@@ -144,6 +147,48 @@ def check_batch_divides_mesh(global_batch: int, micro_batches: int, mesh, rules)
         )
 
 
+def check_data_paths(cfg: JobConfig) -> None:
+    """Every local file the run reads, checked before anything big is built or loaded (hub ids are
+    checked when they are resolved, also before the model)."""
+    from siamgpt_jax.hub import is_hub_spec
+
+    def missing(path: str, kind: str, want_dir: bool) -> bool:
+        if is_hub_spec(path, kind):
+            return False
+        return not (Path(path).is_dir() if want_dir else Path(path).is_file())
+
+    for i, source in enumerate(cfg.data.sources):
+        if missing(source.path, "dataset", False):
+            raise FileNotFoundError(errno.ENOENT, f"data.sources[{i}].path: no such data file", source.path)
+    if cfg.data.tokenizer and missing(cfg.data.tokenizer, "model", True):
+        raise FileNotFoundError(errno.ENOENT, "data.tokenizer: no such tokenizer folder", cfg.data.tokenizer)
+    if cfg.model.hf_path and not is_hub_spec(cfg.model.hf_path, "model") and \
+            not (Path(cfg.model.hf_path) / "config.json").is_file():
+        raise FileNotFoundError(errno.ENOENT, "model.hf_path: no config.json in this folder", cfg.model.hf_path)
+    if cfg.model.params_checkpoint and not Path(cfg.model.params_checkpoint).exists():
+        raise FileNotFoundError(errno.ENOENT, "model.params_checkpoint: no such checkpoint",
+                                cfg.model.params_checkpoint)
+
+
+def _sync(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def _log_line(record: dict, total: int) -> str:
+    parts = [f"step {record['step']}/{total}", f"loss {record['loss']:.4f}", f"grad_norm {record['grad_norm']:.3g}"]
+    if "learning_rate" in record:
+        parts.append(f"lr {record['learning_rate']:.3g}")
+    parts.append(f"{record['tokens_per_s']:.0f} tok/s")
+    if "mfu" in record:
+        parts.append(f"mfu {record['mfu']:.3f}")
+    if "eval_loss" in record:
+        parts.append(f"eval_loss {record['eval_loss']:.4f}")
+    return "  ".join(parts)
+
+
 def log_data_plan(cfg: JobConfig, tokenizer, *, progress: bool = True) -> str:
     """Print (and return) how many epochs of each data source the run gets (loader/epochs.py)."""
     from siamgpt_jax.loader.epochs import format_plan, plan_for_config
@@ -154,18 +199,52 @@ def log_data_plan(cfg: JobConfig, tokenizer, *, progress: bool = True) -> str:
     return text
 
 
-def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_at_step: int | None = None) -> TrainResult:
-    """Run (or resume) the job. `stop_at_step` ends this run early, with a checkpoint, as a preemption would."""
+def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = None, overwrite: bool = False,
+          allow_config_change: bool = False, progress: bool = True, stop_at_step: int | None = None) -> TrainResult:
+    """Run (or resume) the job. `stop_at_step` ends this run early, with a checkpoint, as a preemption would.
+
+    `resume_from` restores that step (and implies `resume`); otherwise a resume takes the newest step
+    that verifies. Without a resume, a run folder that holds checkpoints is refused unless `overwrite`.
+    """
     from siamgpt_jax.loader.pipeline import make_loader
     from siamgpt_jax.loader.tokenizer import load_tokenizer
 
+    resume = resume or resume_from is not None
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = Path(cfg.checkpoint.dir or run_dir / "checkpoints").absolute()
     is_chief = jax.process_index() == 0
+
+    # --- checks that need no model: local files, the run folder, what a resume would change ---
+    check_data_paths(cfg)
+    if not resume:
+        prepare_fresh_start(run_dir, ckpt_dir, overwrite, is_chief)
+        _sync("train: fresh start")
+    run_dir.mkdir(parents=True, exist_ok=True)
     # hub ids -> ORG/NAME@COMMIT (downloaded now, by process 0 first), so that config.json, and a
     # resumed or repeated run, read the same weights and data
     recorded = _read_json(run_dir / "config.json") if resume else None
     cfg, notes = pin_hub_revisions(cfg, recorded)
+    ckpt = Checkpointer(ckpt_dir, cfg.checkpoint)
+    try:
+        arch = cfg.model.architecture()
+        # the architecture is stored resolved, so export never needs the original HF folder
+        config_dict = {"job": config_lib.to_dict(cfg), "architecture": dataclasses.asdict(arch)}
+        result = TrainResult(run_dir=run_dir)
+        newest = None
+        if resume and ckpt.all_steps():
+            newest = resume_from if resume_from is not None else ckpt.latest_complete_step()
+        if newest is not None:
+            saved = ckpt.read_config(newest)
+            check_resume_config(saved.get("job", {}), config_dict["job"], newest, allow_config_change)
+        finished = newest is not None and newest >= cfg.train.steps and resume_from is None
+    except BaseException:
+        ckpt.close()
+        raise
+    if finished or cfg.train.steps <= 0:
+        ckpt.close()
+        result.steps_done, result.last_checkpoint = newest or 0, newest
+        result.stopped_by = "already_done"
+        return result
     if is_chief:
         for note in notes:
             print(note, flush=True)
@@ -176,10 +255,21 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
     if is_chief:
         log_data_plan(cfg, tokenizer, progress=progress)
 
-    # --- mesh, model, optimizer, state ---
+    # --- batch layout checks (cheap), then mesh, model, optimizer, state ---
+    if tokenizer.vocab_size > arch.vocab_size:
+        # an out-of-range id would be silently clamped by the embedding gather
+        raise config_lib.ConfigError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is {arch.vocab_size}"
+        )
+    if cfg.train.global_batch % jax.process_count():
+        raise config_lib.ConfigError(
+            f"train.global_batch={cfg.train.global_batch} is not divisible by the {jax.process_count()} processes"
+        )
     mesh = make_mesh(cfg.mesh)
     rules = dict(cfg.mesh.rules)
-    arch = cfg.model.architecture()
+    check_batch_divides_mesh(cfg.train.global_batch, cfg.train.micro_batches, mesh, rules)
+    in_sharding = batch_sharding(mesh, rules)
+
     model = build_model(cfg, mesh, rules)
     model_def, params = ModelDef.split(model)
     del model
@@ -190,18 +280,6 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
     del params
 
     # --- data ---
-    if tokenizer.vocab_size > arch.vocab_size:
-        # an out-of-range id would be silently clamped by the embedding gather
-        raise config_lib.ConfigError(
-            f"the tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is {arch.vocab_size}"
-        )
-    if cfg.train.global_batch % jax.process_count():
-        raise config_lib.ConfigError(
-            f"train.global_batch={cfg.train.global_batch} is not divisible by the {jax.process_count()} processes"
-        )
-    check_batch_divides_mesh(cfg.train.global_batch, cfg.train.micro_batches, mesh, rules)
-    in_sharding = batch_sharding(mesh, rules)
-
     # Each process loads only the row blocks on its devices; block b is always loader shard b, so
     # the global batch is the same on any number of processes (parallel/batch_shards.py).
     def block_loader(split: str, **kw):
@@ -212,13 +290,24 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
 
     data_iter = block_loader("train")
 
-    # --- checkpoints ---
-    ckpt = Checkpointer(cfg.checkpoint.dir or run_dir / "checkpoints", cfg.checkpoint)
-    if resume and ckpt.latest_step() is not None:
+    # --- restore: the newest step that verifies (or --resume-from's); later steps are set aside ---
+    if resume and ckpt.all_steps():
         abstract = abstract_train_state(model_def, optimizer, shardings)
-        state, data_state, _ = ckpt.restore(abstract)
-        data_iter.set_state(data_state)
-        print(f"resumed from {ckpt.directory} at step {int(state.step)}", flush=True)
+        restored = ckpt.restore_newest_good(abstract, resume_from)
+        if restored is None:
+            ckpt.set_aside_after(0)
+            print(f"no checkpoint in {ckpt.directory} finished saving: starting at step 0", flush=True)
+        else:
+            state = restored.state
+            try:
+                data_iter.set_state(restored.data)
+            except ValueError as e:  # another loader version, or another row-block layout
+                raise CheckpointError(f"checkpoint step {restored.step}: its data-loader state does not fit "
+                                      f"this run ({e})") from e
+            ckpt.set_aside_after(restored.step)
+            print(f"resumed from {ckpt.directory} at step {restored.step}", flush=True)
+    elif resume:
+        print(f"no checkpoint in {ckpt.directory}: starting at step 0", flush=True)
 
     step_cfg = StepConfig(cfg.train.micro_batches, cfg.train.loss_chunk, cfg.train.z_loss)
     train_step = jit_train_step(make_train_step(model_def, optimizer, step_cfg, schedule), mesh, rules, shardings)
@@ -235,25 +324,37 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
             total, tokens = total + float(out["loss_sum"]), tokens + float(out["loss_tokens"])
         return total / max(tokens, 1.0)
 
-    # --- logging ---
+    # --- logging: metrics.jsonl holds one row per logged step, never a step twice ---
+    start_step = int(state.step)
     flops_tok = flops_per_token(arch, cfg.data.seq_len)
     peak = peak_flops_per_device(cfg)
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if is_chief else None
-    tb = None
+    metrics_path = run_dir / "metrics.jsonl"
+    metrics_file = tb = bar = None
     if is_chief:
+        dropped = truncate_metrics(metrics_path, start_step)
+        if dropped:
+            print(f"metrics.jsonl: dropped {dropped} row(s) after step {start_step}, which this run redoes", flush=True)
+        metrics_file = open(metrics_path, "a", encoding="utf-8")
         from tensorboardX import SummaryWriter
 
         tb = SummaryWriter(str(run_dir / "tensorboard"))
-    bar = None
-    start_step = int(state.step)
-    if progress and is_chief:
-        from tqdm import tqdm
+        if progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=cfg.train.steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+            bar = tqdm(total=cfg.train.steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
 
-    result = TrainResult(run_dir=run_dir, steps_done=start_step, last_checkpoint=ckpt.latest_step())
-    # the architecture is stored resolved, so export never needs the original HF folder
-    config_dict = {"job": config_lib.to_dict(cfg), "architecture": dataclasses.asdict(arch)}
+    result.steps_done, result.last_checkpoint = start_step, ckpt.latest_step()
+
+    def stop_non_finite(message: str) -> None:
+        ckpt.wait()
+        result.stopped_by = "non_finite"
+        last = ckpt.latest_complete_step()
+        raise NonFiniteLossError(
+            f"{message}; stopped without saving this state. "
+            + (f"Last good checkpoint: {last} in {ckpt.directory}" if last is not None
+               else f"No checkpoint was saved in {ckpt.directory}")
+        )
+
     try:
         with _StopFlag() as stop:
             step = start_step
@@ -266,14 +367,10 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
                 dt = time.perf_counter() - t0
                 step += 1
                 loss = metrics["loss"]
-                if not math.isfinite(loss) or not math.isfinite(metrics["grad_norm"]):
-                    ckpt.wait()
-                    result.stopped_by = "non_finite"
-                    raise NonFiniteLossError(
-                        f"non-finite loss ({loss}) or grad norm ({metrics['grad_norm']}) at step {step}; "
-                        f"stopped without saving this state. Last good checkpoint: "
-                        f"{ckpt.latest_step()} in {ckpt.directory}"
-                    )
+                # the loss is from before the update; the param norm is of the state after it
+                checked = {k: metrics[k] for k in ("loss", "grad_norm", "param_norm")}
+                if not all(math.isfinite(v) for v in checked.values()):
+                    stop_non_finite(f"non-finite value at step {step} ({', '.join(f'{k} {v}' for k, v in checked.items())})")
                 record = {"step": step, **metrics, "tokens": tokens, "step_time_s": dt, "tokens_per_s": tokens / dt}
                 if peak:
                     record["mfu"] = flops_tok * record["tokens_per_s"] / (peak * jax.device_count())
@@ -289,14 +386,20 @@ def train(cfg: JobConfig, *, resume: bool = False, progress: bool = True, stop_a
                     for k, v in record.items():
                         if k != "step":
                             tb.add_scalar(f"train/{k}", v, step)
+                    if bar is None:
+                        print(_log_line(record, cfg.train.steps), flush=True)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
                 final = step == cfg.train.steps or step == stop_at_step or stop.signal_name is not None
                 # the data state is gathered from every process (a collective): only when saving
                 due = final or step % ckpt.every == 0
-                if due and ckpt.save(step, state, data_iter.get_state(), config_dict, force=final):
-                    result.last_checkpoint = step
+                try:
+                    if due and ckpt.save(step, state, data_iter.get_state(), config_dict, force=final):
+                        result.last_checkpoint = step
+                except NonFiniteStateError as e:
+                    stop_non_finite(str(e))
+                ckpt.poll()
                 if stop.signal_name is not None:
                     result.stopped_by = "signal"
                     print(f"\n{stop.signal_name} received: saved checkpoint at step {step}, exiting", flush=True)

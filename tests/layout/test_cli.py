@@ -70,3 +70,52 @@ def test_mesh_compile_prints_xla_and_planner_figures_and_the_cpu_bf16_caveat(cap
     assert "XLA    : args" in text and "planner/XLA =" in text and "note: XLA:CPU" not in text
     assert main(common + ["--compute-dtype", "bfloat16"]) == 0
     assert "note: XLA:CPU keeps fp32 copies of bfloat16 activations" in capsys.readouterr().out
+
+
+def test_mesh_plan_of_a_config_is_what_train_runs_and_the_32b_config_fits(tmp_path, capsys):
+    from siamgpt_jax.layout.planner import GPU_MEMORY_FRACTION
+
+    out_json = tmp_path / "plan.json"
+    assert main(["mesh", "plan", "--config", "configs/qwen3-32b-sft.yaml", "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    data = json.loads(out_json.read_text())
+    w = data["workload"]
+    # the config's own workload, mesh and device count, not the command's defaults
+    assert (w["seq_len"], w["global_batch"], w["micro_batches"]) == (4096, 128, 1)
+    assert (w["remat"], w["attention"], w["logits_chunk"], w["param_dtype"], w["compute_dtype"]) == (
+        "full", "auto", 1024, "float32", "bfloat16")
+    assert (data["devices"], data["hosts"]) == (64, 8) and len(data["plans"]) == 1
+    plan = data["plans"][0]
+    assert (plan["mesh"]["data"], plan["mesh"]["fsdp"], plan["mesh"]["tensor"]) == (4, 8, 2)
+    # the budget is the GPU's memory x the fraction `train` gives XLA; the shipped config keeps a margin
+    budget = 80 * 2**30 * GPU_MEMORY_FRACTION
+    assert data["hardware"]["memory_fraction"] == GPU_MEMORY_FRACTION == 0.92
+    margin_gib = 4
+    assert plan["fits"] and plan["memory_bytes"]["total"] <= budget - margin_gib * 2**30, plan["memory_bytes"]
+    assert "margin" in text and "budget 73.6 GiB" in text
+
+
+def test_one_list_of_attention_and_remat_names_for_every_command():
+    import argparse
+    import typing
+
+    from siamgpt_jax.model.config import ATTENTION_NAMES, REMAT_NAMES
+    from siamgpt_jax.layout import cli as mesh_cli
+    from siamgpt_jax.train.config import ModelConfig
+
+    parser = argparse.ArgumentParser()
+    mesh_cli.add_arguments(parser)
+    for action in ("plan", "compile", "bench"):
+        sub = parser._subparsers._group_actions[0].choices[action]
+        opts = {a.dest: a for a in sub._actions}
+        assert tuple(opts["attention"].choices) == ATTENTION_NAMES and tuple(opts["remat"].choices) == REMAT_NAMES
+    hints = typing.get_type_hints(ModelConfig)
+    assert typing.get_args(hints["attention"]) == ATTENTION_NAMES and typing.get_args(hints["remat"]) == REMAT_NAMES
+
+
+def test_mesh_compile_and_bench_work_with_their_defaults(capsys):
+    tiny = ["--model", "qwen3-tiny", "--model-override", "vocab_size=256", "--model-override", "num_hidden_layers=1",
+            "--seq-len", "16", "--global-batch", "8", "--layout", "data=8"]
+    assert main(["mesh", "compile", *tiny]) == 0, capsys.readouterr().err
+    assert main(["mesh", "bench", *tiny, "--steps", "1", "--warmup", "0"]) == 0, capsys.readouterr().err
+    assert "s/step" in capsys.readouterr().out

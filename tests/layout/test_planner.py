@@ -13,7 +13,7 @@ TINY = Qwen3Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hi
                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False,
                    max_window_layers=2)
 W = Workload(seq_len=16, global_batch=8, param_dtype="float32", compute_dtype="float32", remat="full",
-             attention="flash")
+             attention="cudnn")
 HW = Hardware()
 
 

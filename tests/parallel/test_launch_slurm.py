@@ -106,3 +106,6 @@ def test_slurm_launch_script_trains_on_two_processes(tmp_path):
     # loader state of every row block of the 4-device mesh (data 2 x fsdp 2), gathered from both
     data_state = json.loads((run_dir / "checkpoints" / str(STEPS) / "data" / "metadata").read_text())
     assert data_state["num_blocks"] == 4 and sorted(data_state["blocks"]) == ["0", "1", "2", "3"]
+    # the chief wrote the step's manifest, checksums of arrays sharded over both processes
+    manifest = json.loads((run_dir / "checkpoints" / str(STEPS) / "manifest.json").read_text())
+    assert manifest["step"] == STEPS and "params/embed" in manifest["arrays"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,18 +90,15 @@ def test_eval_loss_is_logged(tmp_path, corpus):
     assert "eval_loss" in rows[-1]
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, corpus):
+def test_a_non_finite_state_is_never_saved(tmp_path, corpus):
+    # an infinite learning rate: the loss of step 1 (computed before the update) is finite, the
+    # state after it is not, and it must not become "the last good checkpoint"
     cfg = load_job_config(None, _overrides(tmp_path, corpus, **{
-        "optim.learning_rate": 1e30, "optim.clip_norm": "null", "optim.warmup_steps": 0, "optim.decay": "constant",
-        "checkpoint.every": 1, "checkpoint.async_save": "false"}))
-    with pytest.raises(NonFiniteLossError, match=r"non-finite .* at step (\d+).*Last good checkpoint: (\d+)") as err:
+        "optim.learning_rate": ".inf", "checkpoint.every": 1, "checkpoint.async_save": "false"}))
+    with pytest.raises(NonFiniteLossError, match=r"non-finite value at step 1 .*param_norm (inf|nan).*"
+                                                 r"No checkpoint was saved"):
         train(cfg, progress=False)
-    import re
-
-    bad_step, last_good = map(int, re.search(r"at step (\d+).*checkpoint: (\d+)", str(err.value)).groups())
-    assert last_good == bad_step - 1
-    saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
-    assert saved[-1] == last_good  # the non-finite state was never written
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
 
 
 def test_batch_must_divide_over_the_mesh(tmp_path, corpus):
@@ -127,7 +125,9 @@ def test_shipped_configs_parse(name):
         from siamgpt_jax.parallel.mesh import resolve
 
         layout = resolve(cfg.mesh, num_devices=64, num_hosts=8)
-        assert layout.shape["data"] == 8 and layout.shape["fsdp"] == 8 and layout.dcn["data"] == 8
+        # FSDP across the hosts, data x tensor inside one (the planner's fit: tests/parallel/test_cli.py)
+        assert (layout.shape["data"], layout.shape["fsdp"], layout.shape["tensor"]) == (4, 8, 2)
+        assert layout.dcn["fsdp"] == 8 and layout.dcn["data"] == 1
         # each process runs a loader pipeline per batch row block on its devices (data x fsdp blocks
         # over 8 hosts): the grain worker processes a host starts stay few
         blocks_per_host = layout.shape["data"] * layout.shape["fsdp"] // 8
@@ -147,5 +147,7 @@ def test_sigterm_saves_a_checkpoint_then_exits(tmp_path, corpus):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, out
     assert "SIGTERM received: saved checkpoint at step" in out
+    # --no-progress: a log line per logged step instead of the bar
+    assert re.search(r"^step 1/1000  loss \d+\.\d{4}  grad_norm ", out, re.M), out
     steps = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
     assert steps and max(steps) >= 2 and max(steps) < 1000
