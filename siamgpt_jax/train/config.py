@@ -1,7 +1,7 @@
 """The training job's typed config: one frozen dataclass per YAML section.
 
     run_dir, seed
-    model:      which Qwen3 (preset or HF folder), dtypes, remat, attention
+    model:      which Qwen3 (preset or HF folder), dtypes, remat, attention, kernels
     data:       the Grain loader (siamgpt_jax.loader.pipeline.LoaderConfig)
     optim:      AdamW + schedule (siamgpt_jax.train.optimizer.OptimConfig)
     train:      steps, batch, micro-batches, loss, logging and eval cadence
@@ -19,6 +19,7 @@ from typing import Any, Literal
 from siamgpt_jax import config as config_lib
 from siamgpt_jax.loader.pipeline import LoaderConfig
 from siamgpt_jax.model.config import Qwen3Config, preset
+from siamgpt_jax.model.kernels import KERNELS
 from siamgpt_jax.parallel.mesh import MeshConfig
 from siamgpt_jax.train.checkpoint import CheckpointConfig
 from siamgpt_jax.train.optimizer import OptimConfig
@@ -33,6 +34,7 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16"] = "bfloat16"
     remat: Literal["none", "full", "dots"] = "full"
     attention: Literal["auto", "xla", "chunked", "cudnn"] = "auto"
+    kernels: Literal[KERNELS] = "auto"  # layer ops: auto = the CPU kernels on the CPU backend (model/kernels.py)
 
     def architecture(self) -> Qwen3Config:
         """The Qwen3Config this section describes (reads config.json for an HF import)."""
