@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from siamgpt_jax.model import layer_ops
 from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.model.cpu_kernels import dense, rms_norm, swiglu_down
 from siamgpt_jax.model.kernels import KERNELS, layer_ops_for, resolve_kernels
-from siamgpt_jax.model.qwen3 import REMAT_POLICIES, _layer, init_model, remat_policy
+from siamgpt_jax.model.qwen3 import REMAT_POLICIES, Qwen3, _layer, init_model, remat_policy
 from siamgpt_jax.model.rope import cos_sin
 from siamgpt_jax.train.cpu_tuning import compiler_options
 from tests.jaxpr_utils import dot_counts_and_result
@@ -218,6 +219,8 @@ def test_kernels_auto_picks_the_cpu_kernels_only_on_the_cpu_backend():
     assert layer_ops_for("xla").dense is layer_ops.dense and layer_ops_for("cpu").dense is dense
     with pytest.raises(ValueError, match="kernels='gpu' is not one of"):
         resolve_kernels("gpu")
+    with pytest.raises(ValueError, match="kernels='gpu' is not one of"):
+        Qwen3(TINY, rngs=nnx.Rngs(0), kernels="gpu")
 
 
 TINY = Qwen3Config(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
