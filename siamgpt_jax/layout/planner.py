@@ -201,7 +201,7 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
         "v_proj": (*kv, ("none", "dots")),
         # Without remat the backward also keeps q/k after RoPE (the attention's inputs), the
         # attention output and the residual after attention. The RMSNorms and the MLP's
-        # down_proj(silu(gate) * up) have hand-written backwards (model/layer_ops.py) that keep only
+        # down_proj(silu(gate) * up) have hand-written backwards (model/cpu_kernels.py) that keep only
         # their inputs and, per normalised row, one fp32 rsqrt; the backward rebuilds the hidden
         # (counted with the MLP backward below). A replayed layer (remat) also builds q/k after
         # their norm and sigmoid(gate) on the way.

@@ -17,7 +17,7 @@ from flax import nnx
 from siamgpt_jax.model import attention as attn
 from siamgpt_jax.model.config import LAYER_NORM_KEYS, PARAM_AXES, REMAT_NAMES, Qwen3Config, param_shapes
 from siamgpt_jax.model.kv_cache import CACHE_AXES, KVCache
-from siamgpt_jax.model.layer_ops import PROJECTION, dense, rms_norm, swiglu_down
+from siamgpt_jax.model.kernels import LayerOps, layer_ops_for, validate_kernels
 from siamgpt_jax.model.rope import apply_rope, cos_sin
 from siamgpt_jax.sharding import DEFAULT_RULES, Rules, constrain, named_sharding
 
@@ -25,18 +25,24 @@ from siamgpt_jax.sharding import DEFAULT_RULES, Rules, constrain, named_sharding
 LOGICAL_AXES = PARAM_AXES
 LAYER_KEYS = tuple(k.split(".", 1)[1] for k in LOGICAL_AXES if k.startswith("layers."))
 
-# "dots" saves the outputs of weight matmuls (dots without batch dims, and the projections, whose
-# dots sit inside a custom_vjp: layer_ops.dense) and recomputes the rest, including the [S, S]
-# attention scores, which are the expensive thing to keep.
+# "dots" saves the outputs of weight matmuls (dots without batch dims) and recomputes the rest,
+# including the [S, S] attention scores, which are the expensive thing to keep.
 REMAT_POLICIES = {
     "none": None,
     "full": jax.checkpoint_policies.nothing_saveable,
-    "dots": jax.checkpoint_policies.save_from_both_policies(
-        jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-        jax.checkpoint_policies.save_only_these_names(PROJECTION),
-    ),
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
 }
 assert tuple(REMAT_POLICIES) == REMAT_NAMES  # one policy per name the configs accept
+
+
+def remat_policy(remat: str, ops: LayerOps):
+    """REMAT_POLICIES[remat]; with the CPU kernels "dots" also saves the projections by name, as
+    their dots sit inside a custom_vjp where the policy cannot see them."""
+    policy = REMAT_POLICIES[remat]
+    if remat == "dots" and ops.remat_names:
+        policy = jax.checkpoint_policies.save_from_both_policies(
+            policy, jax.checkpoint_policies.save_only_these_names(*ops.remat_names))
+    return policy
 
 
 def _cast_layer(p, dtype):
@@ -44,35 +50,35 @@ def _cast_layer(p, dtype):
     return {k: (v if k in LAYER_NORM_KEYS else v.astype(dtype)) for k, v in p.items()}
 
 
-def _attention_inputs(config: Qwen3Config, w, x, cos, sin):
+def _attention_inputs(config: Qwen3Config, ops: LayerOps, w, x, cos, sin):
     """The layer up to attention: q, k, v after their norms and RoPE. x: [B,S,D]."""
     eps = config.rms_norm_eps
-    h = rms_norm(x, w["attn_norm"], eps)
-    q, k, v = dense(h, w["q_proj"]), dense(h, w["k_proj"]), dense(h, w["v_proj"])
+    h = ops.rms_norm(x, w["attn_norm"], eps)
+    q, k, v = ops.dense(h, w["q_proj"]), ops.dense(h, w["k_proj"]), ops.dense(h, w["v_proj"])
     q = constrain(q, ("batch", "seq", "act_heads", "act_head_dim"))
     k = constrain(k, ("batch", "seq", "act_kv_heads", "act_head_dim"))
     v = constrain(v, ("batch", "seq", "act_kv_heads", "act_head_dim"))
-    q = apply_rope(rms_norm(q, w["q_norm"], eps), cos, sin)
-    k = apply_rope(rms_norm(k, w["k_norm"], eps), cos, sin)
+    q = apply_rope(ops.rms_norm(q, w["q_norm"], eps), cos, sin)
+    k = apply_rope(ops.rms_norm(k, w["k_norm"], eps), cos, sin)
     return q, k, v
 
 
-def _after_attention(config: Qwen3Config, w, x, o):
+def _after_attention(config: Qwen3Config, ops: LayerOps, w, x, o):
     """The layer from the attention output o [B,S,H,Dh] on: o_proj, residual, MLP."""
     o = constrain(o, ("batch", "seq", "act_heads", "act_head_dim"))
-    x = x + dense(o, w["o_proj"])
+    x = x + ops.dense(o, w["o_proj"])
     x = constrain(x, ("batch", "seq", "act_embed"))
-    h = rms_norm(x, w["mlp_norm"], config.rms_norm_eps)
-    x = x + swiglu_down(dense(h, w["gate_proj"]), dense(h, w["up_proj"]), w["down_proj"])
+    h = ops.rms_norm(x, w["mlp_norm"], config.rms_norm_eps)
+    x = x + ops.swiglu_down(ops.dense(h, w["gate_proj"]), ops.dense(h, w["up_proj"]), w["down_proj"])
     return constrain(x, ("batch", "seq", "act_embed"))
 
 
-def _layer(config: Qwen3Config, impl: str, dtype, x, p, cos, sin, segment_ids):
+def _layer(config: Qwen3Config, ops: LayerOps, impl: str, dtype, x, p, cos, sin, segment_ids):
     """One decoder layer. x: [B,S,D]; p: this layer's params (no `layers` axis)."""
     w = _cast_layer(p, dtype)
-    q, k, v = _attention_inputs(config, w, x, cos, sin)
+    q, k, v = _attention_inputs(config, ops, w, x, cos, sin)
     o = attn.attention(q, k, v, segment_ids, scale=config.head_dim**-0.5, impl=impl)
-    return _after_attention(config, w, x, o)
+    return _after_attention(config, ops, w, x, o)
 
 
 def _embed(params, input_ids, dtype):
@@ -93,11 +99,14 @@ def forward_hidden(
     dtype=jnp.bfloat16,
     remat: str = "none",
     attention: str = "auto",
+    kernels: str = "auto",
 ) -> jnp.ndarray:
     """Pure forward to the final norm. params: {"embed", "layers": {name: [L, ...]}, "final_norm"}.
 
-    input_ids, positions, segment_ids: [B, S] int. Returns [B, S, D] in `dtype`.
+    input_ids, positions, segment_ids: [B, S] int. Returns [B, S, D] in `dtype`. `kernels` picks
+    the layer ops (model/kernels.py).
     """
+    ops = layer_ops_for(kernels)
     B, S = input_ids.shape
     if positions is None:
         positions = jnp.broadcast_to(jnp.arange(S, dtype=jnp.int32), (B, S))
@@ -105,13 +114,12 @@ def forward_hidden(
     x = _embed(params, input_ids, dtype)
 
     def body(carry, layer_params):
-        return _layer(config, attention, dtype, carry, layer_params, cos, sin, segment_ids), None
+        return _layer(config, ops, attention, dtype, carry, layer_params, cos, sin, segment_ids), None
 
-    policy = REMAT_POLICIES[remat]
     if remat != "none":
-        body = jax.checkpoint(body, policy=policy, prevent_cse=False)
+        body = jax.checkpoint(body, policy=remat_policy(remat, ops), prevent_cse=False)
     x, _ = jax.lax.scan(body, x, params["layers"])
-    return rms_norm(x, params["final_norm"], config.rms_norm_eps)
+    return ops.rms_norm(x, params["final_norm"], config.rms_norm_eps)
 
 
 def forward_cached(
@@ -124,6 +132,7 @@ def forward_cached(
     kv_start: jnp.ndarray,
     *,
     dtype=jnp.bfloat16,
+    kernels: str = "auto",
 ) -> tuple[jnp.ndarray, KVCache]:
     """The forward over S new tokens that sit at cache slots [index, index+S): the same layer code as
     `forward_hidden`, with attention over the KV cache instead of over the S tokens alone.
@@ -133,6 +142,7 @@ def forward_cached(
     input_ids, positions: [B, S]; index: int32 scalar; kv_start: [B] int32 (slots before it are
     padding). Returns the hidden states [B, S, D] after the final norm, and the updated cache.
     """
+    ops = layer_ops_for(kernels)
     cos, sin = cos_sin(positions, config)
     x = _embed(params, input_ids, dtype)
     scale = config.head_dim**-0.5
@@ -141,16 +151,16 @@ def forward_cached(
         x, ck, cv = carry
         p, i = xs
         w = _cast_layer(p, dtype)
-        q, k, v = _attention_inputs(config, w, x, cos, sin)
+        q, k, v = _attention_inputs(config, ops, w, x, cos, sin)
         at = (i, 0, index, 0, 0)
         ck = constrain(jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), at), CACHE_AXES)
         cv = constrain(jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), at), CACHE_AXES)
         o = attn.cached_attention(q, ck[i].astype(dtype), cv[i].astype(dtype), index, kv_start, scale=scale)
-        return (_after_attention(config, w, x, o), ck, cv), None
+        return (_after_attention(config, ops, w, x, o), ck, cv), None
 
     layer_ids = jnp.arange(config.num_hidden_layers, dtype=jnp.int32)
     (x, ck, cv), _ = jax.lax.scan(body, (x, cache.k, cache.v), (params["layers"], layer_ids))
-    return rms_norm(x, params["final_norm"], config.rms_norm_eps), KVCache(ck, cv)
+    return ops.rms_norm(x, params["final_norm"], config.rms_norm_eps), KVCache(ck, cv)
 
 
 def lm_logits(hidden: jnp.ndarray, lm_head: jnp.ndarray) -> jnp.ndarray:
@@ -177,6 +187,7 @@ class Qwen3(nnx.Module):
         dtype=jnp.bfloat16,
         remat: str = "none",
         attention: str = "auto",
+        kernels: str = "auto",
     ):
         if remat not in REMAT_POLICIES:
             raise ValueError(f"remat={remat!r} is not one of {list(REMAT_POLICIES)}")
@@ -185,6 +196,7 @@ class Qwen3(nnx.Module):
         self.param_dtype = jnp.dtype(param_dtype)
         self.remat = remat
         self.attention = attn.validate_attention(attention)
+        self.kernels = validate_kernels(kernels)
 
         shapes = param_shapes(config)
         std = config.initializer_range
@@ -218,7 +230,7 @@ class Qwen3(nnx.Module):
         """[B, S, D] after the final norm, in the compute dtype."""
         return forward_hidden(
             self.param_arrays(), self.config, input_ids, positions, segment_ids,
-            dtype=self.dtype, remat=self.remat, attention=self.attention,
+            dtype=self.dtype, remat=self.remat, attention=self.attention, kernels=self.kernels,
         )
 
     def __call__(self, input_ids, positions=None, segment_ids=None) -> jnp.ndarray:

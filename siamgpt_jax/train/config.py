@@ -1,7 +1,7 @@
 """The training job's typed config: one frozen dataclass per YAML section.
 
     run_dir, seed
-    model:      which Qwen3 (preset, HF folder or hub id), dtypes, remat, attention
+    model:      which Qwen3 (preset, HF folder or hub id), dtypes, remat, attention, kernels
     data:       the Grain loader (siamgpt_jax.loader.pipeline.LoaderConfig)
     selection:  what `siamgpt-jax verify --config` keeps of stream A (corpus.selection.SelectionConfig)
     optim:      AdamW + schedule (siamgpt_jax.train.optimizer.OptimConfig)
@@ -22,6 +22,7 @@ from siamgpt_jax import hub
 from siamgpt_jax.corpus.selection import SelectionConfig
 from siamgpt_jax.loader.pipeline import LoaderConfig
 from siamgpt_jax.model.config import AttentionName, Qwen3Config, RematName, preset
+from siamgpt_jax.model.kernels import KERNELS
 from siamgpt_jax.parallel.mesh import MeshConfig
 from siamgpt_jax.train.checkpoint import CheckpointConfig
 from siamgpt_jax.train.optimizer import OptimConfig
@@ -37,6 +38,7 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16"] = "bfloat16"
     remat: RematName = "full"  # model/config.py REMAT_NAMES
     attention: AttentionName = "auto"  # model/config.py ATTENTION_NAMES
+    kernels: Literal[KERNELS] = "auto"  # layer ops: auto = the CPU kernels on the CPU backend (model/kernels.py)
 
     def architecture(self) -> Qwen3Config:
         """The Qwen3Config this section describes (reads config.json for an HF import)."""

@@ -1,27 +1,26 @@
 """CPU-only speed settings for training: XLA compiler options, and how glibc hands out memory.
 
+Measurements behind each choice: docs/benchmarks/model.md ("CPU tuning").
+
 1. Compiler options. On CPU, XLA hands dots *and* elementwise ops and reductions to its YNNPACK
 library by default. For a training step that is a loss: the library's reductions and transposing
-elementwise fusions run far below memory speed (the attention softmax backward alone took ~12 ms
-per layer at S=512), and XLA's own loop emitter does them better. We hand YNNPACK each dot alone
-(`INDIVIDUAL_DOT`): with the `DOT` type XLA still fuses neighbouring elementwise ops, and
-sometimes a second dot, into the library's graph, and those fusions ran well below the plain
-matmul's speed (two summed MLP-backward dots at ~120 GFLOP/s in the step, against ~200 alone).
-Measured in one process (docs/benchmarks/model.md): ~20% faster than XLA's default, and the model
-fwd+bwd at 512 tokens 0.89-0.94 of the `DOT` type's time, other shapes within noise. That needs
-every weight grad to contract one merged token dim (`model/layer_ops.py` `dense`); with autodiff's
-two-dim weight grads the type made a batch-2 train step 7-13% slower. The option is experimental,
-so it is probed once: a jax that does not know that type gets `DOT`, and one that knows neither
-gets no options (and a logged note) instead of a failed compile. GPU and other backends get no options.
+elementwise fusions run far below memory speed, and XLA's own loop emitter does them better. We
+hand YNNPACK each dot alone (`INDIVIDUAL_DOT`): with the `DOT` type XLA still fuses neighbouring
+elementwise ops, and sometimes a second dot, into the library's graph, and those fusions run well
+below the plain matmul's speed. That needs every weight grad to contract one merged token dim
+(model/cpu_kernels.py, which the `kernels` switch picks on CPU); with autodiff's two-dim weight
+grads the type made the train step slower. The option is experimental, so it is probed once: a jax
+that does not know that type gets `DOT`, and one that knows neither gets no options (and a logged
+note) instead of a failed compile. GPU and other backends get no options.
 
 2. Host memory (`keep_freed_host_memory`). XLA:CPU allocates each execution's buffers afresh, from
 the malloc arena of the thread that runs it. glibc serves big blocks with mmap and hands freed ones
-back to the kernel, so every step faults its pages in again: ~47k page faults and ~90 ms of kernel
-time per step of the benchmark config (torch's step: ~7k). One arena, no mmap and no trimming keep
-freed blocks in the process for the next step (0 faults). It only works for threads that have not
-allocated yet, so it must run before jax starts its backend; the `train` and `demo` commands call
-it when jax can only run on CPU (no accelerator plugin installed, or JAX_PLATFORMS=cpu). The cost
-is that the process keeps its peak heap, which a training run reaches every step anyway.
+back to the kernel, so every step faults its pages in again. One arena, no mmap and no trimming
+keep freed blocks in the process for the next step (no faults). It only works for threads that
+have not allocated yet, so it must run before jax starts its backend; the `train` and `demo`
+commands call it when jax can only run on CPU (no accelerator plugin installed, or
+JAX_PLATFORMS=cpu). The cost is that the process keeps its peak heap, which a training run reaches
+every step anyway.
 """
 
 from __future__ import annotations

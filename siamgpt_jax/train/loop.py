@@ -68,6 +68,7 @@ def build_model(cfg: JobConfig, mesh, rules):
         dtype=dtype_of(cfg.model.dtype),
         remat=cfg.model.remat,
         attention=cfg.model.attention,
+        kernels=cfg.model.kernels,
     )
     if cfg.model.hf_path:
         from siamgpt_jax.convert import load_hf

@@ -7,7 +7,8 @@ dh = dlogits @ W and dW += dlogits^T @ h (W is [V, D], HF's orientation, the emb
 are formed right there and the logits are dropped. That is 3 vocab-sized matmuls per token (like
 an unchunked backward) instead of the 4 a rematerialised chunk costs, and only dh and dW are kept
 for the backward pass. For Qwen3 (V = 151,936) at 4,096 tokens the full logits would be 2.5 GB
-per sequence.
+per sequence. The custom_vjp is there for that memory and runs on every backend; only the dW
+matmul follows the model's `kernels` switch (model/kernels.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from siamgpt_jax.model.layer_ops import sum_over_tokens
+from siamgpt_jax.model.kernels import layer_ops_for, resolve_kernels
 from siamgpt_jax.sharding import constrain
 
 
@@ -38,8 +39,9 @@ def _chunk_stats(h, w, t, m):
     return ((lse - target_logit) * m).sum(), (jnp.square(lse) * m).sum(), logits, lse
 
 
-def _scan_chunks(hs, w, ts, ms, z_weight: float, with_grads: bool):
+def _scan_chunks(hs, w, ts, ms, z_weight: float, kernels: str, with_grads: bool):
     """hs: [n, B, C, D]; returns (ce, z) sums and, with_grads, (dh [n,B,C,D], dw [V,D] fp32)."""
+    weight_grad = layer_ops_for(kernels).weight_grad
 
     def body(carry, xs):
         ce_acc, z_acc, dw_acc = carry
@@ -53,7 +55,7 @@ def _scan_chunks(hs, w, ts, ms, z_weight: float, with_grads: bool):
         dlogits = (probs * scale - onehot * m[..., None]).astype(h.dtype)
         dh = jnp.einsum("bcv,vd->bcd", dlogits, w, preferred_element_type=jnp.float32).astype(h.dtype)
         dh = constrain(dh, ("batch", "seq", "act_embed"))  # like h; else XLA may split D as the kernel is
-        dw = dw_acc + sum_over_tokens(dlogits, h, preferred_element_type=jnp.float32)
+        dw = dw_acc + weight_grad(dlogits, h, preferred_element_type=jnp.float32)
         return (ce_acc + ce, z_acc + z, dw), dh
 
     dw0 = jnp.zeros(w.shape, jnp.float32) if with_grads else jnp.zeros((), jnp.float32)
@@ -61,18 +63,18 @@ def _scan_chunks(hs, w, ts, ms, z_weight: float, with_grads: bool):
     return (ce, z), (dh, dw)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _fused_loss(hs, w, ts, ms, z_weight: float):
-    (ce, z), _ = _scan_chunks(hs, w, ts, ms, z_weight, with_grads=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _fused_loss(hs, w, ts, ms, z_weight: float, kernels: str):
+    (ce, z), _ = _scan_chunks(hs, w, ts, ms, z_weight, kernels, with_grads=False)
     return ce + z_weight * z, ce, z_weight * z
 
 
-def _fused_loss_fwd(hs, w, ts, ms, z_weight):
-    (ce, z), (dh, dw) = _scan_chunks(hs, w, ts, ms, z_weight, with_grads=True)
+def _fused_loss_fwd(hs, w, ts, ms, z_weight, kernels):
+    (ce, z), (dh, dw) = _scan_chunks(hs, w, ts, ms, z_weight, kernels, with_grads=True)
     return (ce + z_weight * z, ce, z_weight * z), (dh, dw.astype(w.dtype))
 
 
-def _fused_loss_bwd(z_weight, residuals, cotangents):
+def _fused_loss_bwd(z_weight, kernels, residuals, cotangents):
     dh, dw = residuals
     g = cotangents[0]  # ce and z are returned behind stop_gradient: their cotangents are zero
     return (g * dh).astype(dh.dtype), (g * dw).astype(dw.dtype), None, None
@@ -89,8 +91,10 @@ def chunked_cross_entropy(
     *,
     chunk: int = 1024,
     z_loss: float = 0.0,
+    kernels: str = "auto",
 ) -> LossSums:
-    """Sums, not means: the caller normalises by the loss tokens of the whole global batch."""
+    """Sums, not means: the caller normalises by the loss tokens of the whole global batch.
+    `kernels`: the model's switch (model/kernels.py), which picks the dW matmul."""
     B, S, D = hidden.shape
     chunk = min(chunk, S)
     pad = (-S) % chunk
@@ -103,6 +107,6 @@ def chunked_cross_entropy(
     hs = hidden.reshape(B, n, chunk, D).swapaxes(0, 1)
     ts = targets.astype(jnp.int32).reshape(B, n, chunk).swapaxes(0, 1)
     ms = jax.lax.stop_gradient(loss_mask.astype(jnp.float32)).reshape(B, n, chunk).swapaxes(0, 1)
-    total, ce, z = _fused_loss(hs, lm_head.astype(hidden.dtype), ts, ms, float(z_loss))
+    total, ce, z = _fused_loss(hs, lm_head.astype(hidden.dtype), ts, ms, float(z_loss), resolve_kernels(kernels))
     tokens = jax.lax.stop_gradient(loss_mask.astype(jnp.float32).sum())
     return LossSums(total, jax.lax.stop_gradient(ce), tokens, jax.lax.stop_gradient(z))

@@ -35,7 +35,8 @@ def _loss_sums(model_def: ModelDef, params, batch: Batch, cfg: StepConfig):
     model = model_def.merge(params)
     hidden = model.hidden_states(batch["inputs"], positions=batch["positions"], segment_ids=batch["segment_ids"])
     sums = chunked_cross_entropy(
-        hidden, model.lm_head_kernel(), batch["targets"], batch["loss_mask"], chunk=cfg.loss_chunk, z_loss=cfg.z_loss
+        hidden, model.lm_head_kernel(), batch["targets"], batch["loss_mask"], chunk=cfg.loss_chunk, z_loss=cfg.z_loss,
+        kernels=model.kernels,
     )
     return sums.total, (sums.ce, sums.tokens, sums.z)
 

@@ -8,7 +8,7 @@ from tests.train.test_bench_scripts import NOT_ON_THE_GPU_MACHINE, _json_lines, 
 
 @pytest.mark.slow
 def test_bench_generate_runs_and_reports_ratios():
-    proc = _run(["scripts/bench_generate.py", "--layers", "1", "--hidden", "32", "--intermediate", "64", "--heads", "4",
+    proc = _run(["scripts/bench/cpu/bench_generate.py", "--layers", "1", "--hidden", "32", "--intermediate", "64", "--heads", "4",
                  "--kv-heads", "2", "--head-dim", "8", "--vocab", "97", "--batch", "2", "--prompt", "8", "--new", "6",
                  "--chunk", "4", "--reps", "1"], xla_flags=None, timeout=300)
     (row,) = _json_lines(proc.stdout)

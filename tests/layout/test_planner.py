@@ -93,7 +93,7 @@ def test_activations_and_logits_by_hand():
                                                           compute_dtype="float32", remat="none"), HW, 8)
     # no remat: every layer keeps 4 [B,S,D] (input, 2 norms, residual), 3 q-sized (proj, rope,
     # attention out), 3 kv-sized (k proj, k rope, v), 2 mlp-sized (gate, up), the rsqrt per row
-    # and the lse: the norms and the MLP end keep only their inputs (model/layer_ops.py).
+    # and the lse: the norms and the MLP end keep only their inputs (model/cpu_kernels.py).
     # The layer backward copies the saved tensors it feeds to matmuls out of the stacks (all but
     # the mlp-sized ones, read in place) and has the MLP backward
     kept = 4 * 4096 + 3 * 4096 + 3 * 2048 + 2 * 8192 + stats + 4 * 16 * 4  # = 51,968

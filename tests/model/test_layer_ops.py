@@ -1,5 +1,7 @@
-"""RMSNorm, the SwiGLU MLP end and the projections (`dense`) have hand-written backwards: same
-values and grads as autodiff, fewer residuals (norm, MLP) or merged-token weight grads (all)."""
+"""The layer ops of both `kernels` paths: model/layer_ops.py (plain jnp with autodiff, the default
+off CPU) and model/cpu_kernels.py (the same forwards with hand-written backwards for XLA:CPU: fewer
+residuals for the norm and the MLP end, merged-token weight grads for all). Both give the reference
+formulas' values and the same grads, on their own and through a whole tiny model and its loss."""
 
 import re
 
@@ -7,11 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
+from siamgpt_jax.model import layer_ops
 from siamgpt_jax.model.config import Qwen3Config
-from siamgpt_jax.model.layer_ops import dense, rms_norm, swiglu_down
-from siamgpt_jax.model.qwen3 import _layer, init_model
+from siamgpt_jax.model.cpu_kernels import dense, rms_norm, swiglu_down
+from siamgpt_jax.model.kernels import KERNELS, layer_ops_for, resolve_kernels
+from siamgpt_jax.model.qwen3 import REMAT_POLICIES, Qwen3, _layer, init_model, remat_policy
 from siamgpt_jax.model.rope import cos_sin
+from siamgpt_jax.train.cpu_tuning import compiler_options
 from tests.jaxpr_utils import dot_counts_and_result
 
 
@@ -35,13 +41,15 @@ def _inputs(dtype, shape=(2, 5, 16), out=12):
     return x, weight, g, up, down
 
 
+@pytest.mark.parametrize("kernels", ["xla", "cpu"])
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_forwards_are_the_reference_formulas_exactly(dtype):
+def test_forwards_are_the_reference_formulas_exactly(dtype, kernels):
+    ops = layer_ops_for(kernels)
     x, weight, _, up, down = _inputs(dtype)
-    assert rms_norm(x, weight, 1e-6).dtype == dtype
-    np.testing.assert_array_equal(np.asarray(rms_norm(x, weight, 1e-6), np.float32),
+    assert ops.rms_norm(x, weight, 1e-6).dtype == dtype
+    np.testing.assert_array_equal(np.asarray(ops.rms_norm(x, weight, 1e-6), np.float32),
                                   np.asarray(autodiff_rms_norm(x, weight, 1e-6), np.float32))
-    np.testing.assert_array_equal(np.asarray(swiglu_down(x, up, down), np.float32),
+    np.testing.assert_array_equal(np.asarray(ops.swiglu_down(x, up, down), np.float32),
                                   np.asarray(autodiff_swiglu_down(x, up, down), np.float32))
 
 
@@ -51,20 +59,20 @@ def _grads(norm, mlp_end, x, weight, g, up, down):
     return jax.grad(f, argnums=(0, 1, 2, 3))(x, weight, up, down)
 
 
-def test_grads_match_autodiff_fp32():
+def test_cpu_kernel_grads_match_the_plain_path_fp32():
     x, weight, g, up, down = _inputs(jnp.float32)
     ours = _grads(rms_norm, swiglu_down, x, weight, g, up, down)
-    ref = _grads(autodiff_rms_norm, autodiff_swiglu_down, x, weight, g, up, down)
+    ref = _grads(layer_ops.rms_norm, layer_ops.swiglu_down, x, weight, g, up, down)
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
 
 
-def test_grads_bf16_are_as_close_to_fp32_as_autodiff():
+def test_cpu_kernel_grads_bf16_are_as_close_to_fp32_as_the_plain_path():
     x32, weight, g32, up32, down32 = _inputs(jnp.float32)
-    exact = _grads(autodiff_rms_norm, autodiff_swiglu_down, x32, weight, g32, up32, down32)
+    exact = _grads(layer_ops.rms_norm, layer_ops.swiglu_down, x32, weight, g32, up32, down32)
     x, g, up, down = (a.astype(jnp.bfloat16) for a in (x32, g32, up32, down32))
     ours = _grads(rms_norm, swiglu_down, x, weight, g, up, down)
-    ref = _grads(autodiff_rms_norm, autodiff_swiglu_down, x, weight, g, up, down)
+    ref = _grads(layer_ops.rms_norm, layer_ops.swiglu_down, x, weight, g, up, down)
     for o, r, e in zip(ours, ref, exact):
         assert o.dtype == r.dtype
         err_ours = float(jnp.max(jnp.abs(o.astype(jnp.float32) - e)))
@@ -84,13 +92,13 @@ def test_backwards_keep_only_the_inputs():
     # swiglu_down: gate, up and the weight; autodiff also keeps sigmoid, its derivative, silu and
     # the hidden
     assert _saved_shapes(swiglu_down, x, up, down) == sorted([x.shape, x.shape, down.shape])
-    assert _saved_shapes(autodiff_swiglu_down, x, up, down).count(x.shape) == 6
+    assert _saved_shapes(layer_ops.swiglu_down, x, up, down).count(x.shape) == 6
     # rms_norm: the input, the weight and one fp32 rsqrt per row
     assert _saved_shapes(lambda x, w: rms_norm(x, w, 1e-6), x, weight) == sorted(
         [x.shape, weight.shape, (*x.shape[:-1], 1)])
 
 
-def _one_layer():
+def _one_layer(kernels="cpu"):
     """(layer(p, x), p, x): one decoder layer of a tiny config (hidden 32, mlp 96, 4/2 heads of 8)
     on 12 tokens, fp32."""
     cfg = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=96, num_hidden_layers=1,
@@ -99,7 +107,8 @@ def _one_layer():
     p = jax.tree.map(lambda a: a[0], model.param_arrays()["layers"])
     x = jax.random.normal(jax.random.PRNGKey(1), (1, 12, 32))
     cos, sin = cos_sin(jnp.arange(12)[None], cfg)
-    return (lambda p, x: _layer(cfg, "chunked", jnp.float32, x, p, cos, sin, None)), p, x
+    ops = layer_ops_for(kernels)
+    return (lambda p, x: _layer(cfg, ops, "chunked", jnp.float32, x, p, cos, sin, None)), p, x
 
 
 def test_a_layer_keeps_two_mlp_wide_tensors():
@@ -134,9 +143,10 @@ def _projection_inputs(x_shape, w_shape, dtype):
     return jax.random.normal(kx, x_shape).astype(dtype), (0.3 * jax.random.normal(kw, w_shape)).astype(dtype)
 
 
+@pytest.mark.parametrize("dense", [layer_ops.dense, dense], ids=["xla", "cpu"])
 @pytest.mark.parametrize("x_shape,w_shape,spec", PROJECTIONS)
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_dense_is_the_einsum_with_the_same_grads(x_shape, w_shape, spec, dtype):
+def test_dense_is_the_einsum_with_the_same_grads(x_shape, w_shape, spec, dtype, dense):
     x, w = _projection_inputs(x_shape, w_shape, dtype)
     out = dense(x, w)
     assert out.dtype == dtype
@@ -171,18 +181,20 @@ def test_dense_weight_grad_merges_tokens_unless_the_sequence_is_split(mesh_axes,
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("kernels", ["xla", "cpu"])
 @pytest.mark.parametrize("remat", ["full", "dots"])
-def test_remat_dots_still_saves_the_projections(remat):
-    # dense's matmul sits inside a custom_vjp, where the dots policy cannot see it; the policy
-    # saves the output by its name instead, so "dots" keeps q, k, v, o's output, gate and up
-    from siamgpt_jax.model.qwen3 import REMAT_POLICIES
-
-    layer, p, x = _one_layer()
-    saved = _saved_shapes(jax.checkpoint(layer, policy=REMAT_POLICIES[remat]), p, x)
+def test_remat_dots_saves_the_projections(remat, kernels):
+    # xla: the projections are plain dots, which the standard dots policy saves by itself. cpu:
+    # dense's matmul sits inside a custom_vjp, where the policy cannot see it, so the policy saves
+    # the output by its name
+    ops = layer_ops_for(kernels)
+    assert (remat_policy(remat, ops) is REMAT_POLICIES[remat]) == (kernels == "xla" or remat == "full")
+    layer, p, x = _one_layer(kernels)
+    saved = _saved_shapes(jax.checkpoint(layer, policy=remat_policy(remat, ops)), p, x)
     q, kv, mlp, embed = (1, 12, 4, 8), (1, 12, 2, 8), (1, 12, 96), (1, 12, 32)
     if remat == "dots":
         assert (saved.count(q), saved.count(kv), saved.count(mlp)) == (1, 2, 2), saved
-        assert saved.count(embed) == 2  # the layer input and o_proj's output
+        assert saved.count(embed) == 2, saved  # the layer input and o_proj's output
     else:
         assert (saved.count(q), saved.count(kv), saved.count(mlp), saved.count(embed)) == (0, 0, 0, 1), saved
 
@@ -192,11 +204,56 @@ def test_dense_compiles_with_no_transposed_copy_on_cpu(x_shape, w_shape, spec):
     # q_proj's [H, K, D] or o_proj's [D, H, K] given to dot_general as they are made XLA:CPU write
     # a transposed copy of the weight before the forward matmul; merged to one [OUT, IN] matrix
     # they go to the dot as they lie. Sizes big enough for the dot library.
-    from siamgpt_jax.train.cpu_tuning import compiler_options
-
     scale = 8
     x, w = _projection_inputs((1, 64, *[d * scale for d in x_shape[2:]]), tuple(d * scale for d in w_shape), jnp.float32)
     grad = jax.grad(lambda x, w: jnp.sum(dense(x, w) ** 2), argnums=(0, 1))
     for fn in (dense, grad):
         hlo = jax.jit(fn, compiler_options=compiler_options("cpu")).lower(x, w).compile().as_text()
         assert not re.findall(r"= \S+ transpose\(", hlo), fn
+
+
+def test_kernels_auto_picks_the_cpu_kernels_only_on_the_cpu_backend():
+    assert KERNELS == ("auto", "xla", "cpu")
+    assert resolve_kernels("auto") == ("cpu" if jax.default_backend() == "cpu" else "xla")
+    assert (resolve_kernels("xla"), resolve_kernels("cpu")) == ("xla", "cpu")
+    assert layer_ops_for("xla").dense is layer_ops.dense and layer_ops_for("cpu").dense is dense
+    with pytest.raises(ValueError, match="kernels='gpu' is not one of"):
+        resolve_kernels("gpu")
+    with pytest.raises(ValueError, match="kernels='gpu' is not one of"):
+        Qwen3(TINY, rngs=nnx.Rngs(0), kernels="gpu")
+
+
+TINY = Qwen3Config(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, head_dim=8, tie_word_embeddings=False)
+
+
+def _logits_loss_and_grads(kernels, mesh_axes, remat):
+    """A tiny model's logits, and its chunked train loss and grads (train/step.py's grad function),
+    fp32, with `kernels`, traced under a mesh of `mesh_axes` (or none)."""
+    from siamgpt_jax.train.state import ModelDef
+    from siamgpt_jax.train.step import StepConfig, make_grad_fn
+    from tests.train.helpers import packed_batch
+
+    model = init_model(TINY, dtype=jnp.float32, remat=remat, attention="xla", kernels=kernels)
+    model_def, params = ModelDef.split(model)
+    batch = {k: jnp.asarray(v) for k, v in packed_batch(0, batch=4, seq_len=16, vocab=96).items()}
+    grad_fn = make_grad_fn(model_def, StepConfig(loss_chunk=8))
+
+    def logits_and_grads(params, batch):
+        logits = model_def.merge(params)(batch["inputs"], batch["positions"], batch["segment_ids"])
+        return logits, grad_fn(params, batch)
+
+    return dot_counts_and_result(logits_and_grads, params, batch, mesh_axes=mesh_axes)[1]
+
+
+@pytest.mark.parametrize("mesh_axes,remat", [(None, "dots"), ({"data": 2, "sequence": 2, "tensor": 2}, "none")])
+def test_xla_and_cpu_kernels_give_the_same_logits_loss_and_grads(mesh_axes, remat):
+    (logits_x, (grads_x, sums_x)), (logits_c, (grads_c, sums_c)) = (
+        _logits_loss_and_grads(k, mesh_axes, remat) for k in ("xla", "cpu"))
+    np.testing.assert_allclose(logits_x, logits_c, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sums_x, sums_c, rtol=1e-6)
+    flat_x, flat_c = jax.tree_util.tree_leaves_with_path(grads_x), jax.tree.leaves(grads_c)
+    assert len(flat_x) == len(flat_c)
+    for (path, gx), gc in zip(flat_x, flat_c):
+        scale = float(jnp.max(jnp.abs(gx)))
+        np.testing.assert_allclose(gx, gc, rtol=1e-4, atol=1e-5 * scale, err_msg=jax.tree_util.keystr(path))

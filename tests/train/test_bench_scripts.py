@@ -46,7 +46,7 @@ def _json_lines(stdout: str) -> list[dict]:
 @pytest.mark.slow
 def test_bench_train_step_runs_and_checks_loss_agreement():
     proc = _run(
-        ["scripts/bench_train_step.py", "--layers", "1", "--hidden", "32", "--heads", "4", "--seq", "32",
+        ["scripts/bench/cpu/bench_train_step.py", "--layers", "1", "--hidden", "32", "--heads", "4", "--seq", "32",
          "--batch", "2", "--vocab", "97", "--steps", "1", "--block", "1", "--warmup", "0"],
         xla_flags=None, timeout=240,
     )
@@ -109,18 +109,20 @@ def test_bench_verify_runs_and_compares_outputs_with_a_baseline():
     assert "outputs identical: True" in proc.stdout  # HEAD's pass and this one agree
 
 
-def test_bench_step_runs_at_a_tiny_size_with_a_baseline():
+def test_bench_step_runs_at_a_tiny_size_with_both_kernels_and_a_baseline():
     # --baseline HEAD: HEAD's package, extracted with git archive, steps in a child process
-    proc = _run(["scripts/bench_step.py", "--layers", "1", "--hidden", "64", "--seq", "32", "--vocab", "256", "--reps", "1",
-                 "--baseline", "HEAD"], xla_flags=None, timeout=240)
-    assert "ratio jax/torch" in proc.stdout
+    # --also-kernels xla: the plain layer ops as a second JAX side, next to auto's CPU kernels
+    proc = _run(["scripts/bench/cpu/bench_step.py", "--layers", "1", "--hidden", "64", "--seq", "32", "--vocab", "256",
+                 "--reps", "1", "--also-kernels", "xla", "--baseline", "HEAD"], xla_flags=None, timeout=240)
+    assert "ratio jax/torch" in proc.stdout and "kernels=auto (cpu)" in proc.stdout
+    assert "jax kernels=xla (xla):" in proc.stdout and "jax[xla]/jax" in proc.stdout
     assert "baseline HEAD:" in proc.stdout and "jax/baseline" in proc.stdout
 
 
 def test_bench_attention_runs_against_torch_and_a_baseline():
     # one query block at 64 tokens, three at 300 (104, 104 and a ragged 92 rows), with packed
     # segments: the script itself fails when outputs or grads differ from torch's by > 1e-4
-    proc = _run(["scripts/bench_attention.py", "--seqs", "64,300", "--heads", "4", "--kv-heads", "2", "--head-dim",
+    proc = _run(["scripts/bench/cpu/bench_attention.py", "--seqs", "64,300", "--heads", "4", "--kv-heads", "2", "--head-dim",
                  "16", "--reps", "1", "--block", "1", "--segments", "--baseline", "HEAD"], xla_flags=None, timeout=240)
     rows = _json_lines(proc.stdout)
     assert [r["seq"] for r in rows] == [64, 300]
@@ -133,7 +135,7 @@ def test_bench_attention_runs_against_torch_and_a_baseline():
 
 def test_profile_step_attributes_the_traced_step_to_thunk_groups(tmp_path):
     out, png = tmp_path / "profile.json", tmp_path / "profile.png"
-    _run(["scripts/profile_step.py", "--layers", "1", "--hidden", "64", "--seq", "32", "--vocab", "256", "--steps", "2",
+    _run(["scripts/bench/cpu/profile_step.py", "--layers", "1", "--hidden", "64", "--seq", "32", "--vocab", "256", "--steps", "2",
           "--warmup", "1", "--json", str(out), "--plot", str(png)], xla_flags=None, timeout=240)
     summary = json.loads(out.read_text())
     groups = summary["groups_ms_per_step"]
@@ -146,11 +148,11 @@ def test_profile_step_attributes_the_traced_step_to_thunk_groups(tmp_path):
 
 
 def test_profile_step_fair_shares_and_groups():
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "scripts" / "bench" / "cpu"))
     try:
         import profile_step
     finally:
-        sys.path.remove(str(ROOT / "scripts"))
+        sys.path.remove(str(ROOT / "scripts" / "bench" / "cpu"))
     # a alone for 10 us, a and b together for 10 (5 each), b alone for 10, a gap of 5, c for 5
     share, running = profile_step.fair_shares([(0, 20, "a"), (10, 30, "b"), (35, 40, "c")])
     assert share == {"a": 15, "b": 15, "c": 5}

@@ -114,6 +114,9 @@ def test_unknown_config_key_suggests_nearest():
         load_job_config(None, ["model.overrides={num_layers: 2}"])
     with pytest.raises(ConfigError, match=r"model.remat.*not one of"):
         load_job_config(None, ["model.remat=some"])
+    with pytest.raises(ConfigError, match=r"model.kernels.*not one of"):
+        load_job_config(None, ["model.kernels=gpu"])
+    assert load_job_config(None, ["model.kernels=xla"]).model.kernels == "xla"
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "qwen3-32b-sft.yaml", "qwen3-0.6b-1gpu.yaml"])

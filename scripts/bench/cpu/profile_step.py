@@ -1,7 +1,7 @@
 """Where the CPU fwd+bwd step's time goes: a jax.profiler trace, each XLA:CPU thunk's share of it.
 
-    python3 scripts/profile_step.py [--layers 4 --hidden 512 --seq 512 --batch 1 --vocab 8192]
-        [--attention auto|chunked|xla] [--cpu-defaults] [--steps 4] [--top 25] [--plot OUT.png] [--json OUT]
+    python3 scripts/bench/cpu/profile_step.py [--layers 4 --hidden 512 --seq 512 --batch 1 --vocab 8192]
+        [--attention auto|chunked|xla] [--kernels auto|xla|cpu] [--cpu-defaults] [--steps 4] [--top 25] [--plot OUT.png] [--json OUT]
 
 The step is bench_step.py's (same model, loss and compile settings). It runs a few untimed steps,
 then traces `--steps` more and reads the trace's events: one per XLA:CPU thunk (a fusion, a
@@ -34,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 # Thunk names are XLA's instruction and fusion names: a fusion is named after the ops in it
 # ("copy_bitcast_fusion.3", "multiply_bitcast_fusion"), so its words say what it does.
@@ -171,7 +171,8 @@ def main() -> int:
     if not share:
         raise SystemExit("the trace holds no thunk events: nothing to attribute")
     summary = summarize(share, concurrency, a.steps, a.top)
-    summary["config"] = {k: getattr(a, k) for k in ("layers", "hidden", "seq", "batch", "vocab", "attention", "cpu_defaults")}
+    summary["config"] = {k: getattr(a, k) for k in ("layers", "hidden", "seq", "batch", "vocab", "attention", "kernels",
+                                                       "cpu_defaults")}
     summary["temp_mib"] = temp_mib
 
     title = (f"fwd+bwd, {a.layers} layers, hidden {a.hidden}, {a.seq} tokens x {a.batch}, vocab {a.vocab} "

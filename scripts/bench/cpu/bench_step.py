@@ -1,10 +1,11 @@
 """Forward+backward step: siamgpt-jax (jit) vs transformers + torch eager, CPU, same threads.
 
-    python3 scripts/bench_step.py [--layers 4 --hidden 512 --seq 512 --batch 1 --reps 4 --block 2]
-        [--attention auto|chunked|xla] [--cpu-defaults] [--baseline COMMIT]
+    python3 scripts/bench/cpu/bench_step.py [--layers 4 --hidden 512 --seq 512 --batch 1 --reps 4 --block 2]
+        [--attention auto|chunked|xla] [--kernels auto|xla|cpu] [--also-kernels xla,cpu] [--cpu-defaults]
+        [--baseline COMMIT]
 Prints the per-step seconds of both and the ratio jax/torch (goal <= 1.0), measured side by side,
 and the compiled JAX step's temporary memory (XLA's memory analysis). The two sides take turns of
-back-to-back steps (scripts/bench_timing.py).
+back-to-back steps (bench_timing.py, beside this script).
 --baseline COMMIT adds a third side: the same JAX step built from that commit's `siamgpt_jax`
 (extracted with `git archive`) in a child process, which runs one step per request from this one.
 It takes its turns with the others (only one side computes at a time), so a change is measured
@@ -12,8 +13,10 @@ against its predecessor in the same minutes: the printed "jax/baseline" ratio.
 The JAX side is compiled as the train step is: a pure function of the params under jax.jit, with
 the train step's compiler options and the `train` command's host-memory setting
 (train/cpu_tuning.py; --cpu-defaults drops both; the setting is process-wide, so torch runs with it
-too) and the model's default attention ("auto": the chunked path on CPU). Its loss is optax's
-integer-label cross-entropy (logsumexp minus the target logit, as torch's cross_entropy).
+too) and the model's default attention ("auto": the chunked path on CPU) and layer ops (--kernels
+"auto": model/cpu_kernels.py on CPU). --also-kernels adds a JAX side per listed choice, built the
+same way, so the two kernel paths are timed side by side. Its loss is optax's integer-label
+cross-entropy (logsumexp minus the target logit, as torch's cross_entropy).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from pathlib import Path
 
 from bench_timing import time_in_turns
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))  # bench_baseline, shared with the other --baseline scripts
 
 
 def add_step_args(p: argparse.ArgumentParser) -> None:
@@ -36,6 +41,7 @@ def add_step_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--attention", default="auto", choices=["auto", "chunked", "xla"])
+    p.add_argument("--kernels", default="auto", help="the model's layer ops: auto, xla or cpu (model/kernels.py)")
     p.add_argument("--cpu-defaults", action="store_true",
                    help="no train/cpu_tuning.py settings: XLA's default compiler options and glibc's malloc defaults")
 
@@ -45,6 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_step_args(p)
     p.add_argument("--reps", type=int, default=4, help="turns per side")
     p.add_argument("--block", type=int, default=2, help="timed back-to-back steps per turn")
+    p.add_argument("--also-kernels", default="", help="comma-separated kernel choices to time as extra JAX sides")
     p.add_argument("--baseline", default=None, help="also time the JAX step of this commit's package, side by side")
     p.add_argument("--serve-baseline", default=None, help=argparse.SUPPRESS)  # the baseline child: its package root
     return p.parse_args(argv)
@@ -61,11 +68,13 @@ def token_ids(a):
     return np.random.RandomState(0).randint(0, a.vocab, (a.batch, a.seq))
 
 
-def build_jax_step(a):
+def build_jax_step(a, kernels: str | None = None):
     """(one fwd+bwd step, its temporary MiB), from whichever `siamgpt_jax` is first on sys.path.
 
     Compiled as the train step is: a pure function of the params under jax.jit with the train
-    step's compiler options, and the model's default attention.
+    step's compiler options, and the model's default attention. kernels: the model's layer ops
+    (default a.kernels); "auto" is not passed on, so a --baseline package that predates the switch
+    builds too.
     """
     import jax
     import jax.numpy as jnp
@@ -77,7 +86,10 @@ def build_jax_step(a):
     from siamgpt_jax.train.state import ModelDef
 
     kw = model_kwargs(a)
-    model = init_model(Qwen3Config(**{**kw, "tie_word_embeddings": False}), dtype=jnp.float32, attention=a.attention)
+    kernels = kernels or a.kernels
+    extra = {} if kernels == "auto" else {"kernels": kernels}
+    model = init_model(Qwen3Config(**{**kw, "tie_word_embeddings": False}), dtype=jnp.float32, attention=a.attention,
+                       **extra)
     model_def, params = ModelDef.split(model)
     jids = jnp.asarray(token_ids(a))
     options = None if a.cpu_defaults else compiler_options()
@@ -89,7 +101,7 @@ def build_jax_step(a):
     # compiled once, ahead of time: the timed calls and the memory figure use the same executable
     grad_step = jax.jit(jax.value_and_grad(loss), compiler_options=options).lower(params, jids).compile()
     # the step's temporary buffers (saved activations and working set): what remat and the
-    # hand-written backwards of model/layer_ops.py change
+    # hand-written backwards of model/cpu_kernels.py change
     temp_mib = grad_step.memory_analysis().temp_size_in_bytes / 2**20
     return (lambda: jax.block_until_ready(grad_step(params, jids))), temp_mib
 
@@ -157,7 +169,7 @@ class BaselineChild:
 
 
 def step_argv(a) -> list[str]:
-    """The options that shape the JAX step, for the baseline child."""
+    """The options that shape the JAX step, for the baseline child (its package's default kernels)."""
     flags = [f"--{name}={getattr(a, name)}" for name in ("layers", "hidden", "seq", "batch", "vocab", "attention")]
     return flags + (["--cpu-defaults"] if a.cpu_defaults else [])
 
@@ -172,6 +184,7 @@ def main() -> None:
     import torch
 
     from siamgpt_jax.testing import make_hf_model
+    from siamgpt_jax.model.kernels import KERNELS, resolve_kernels
 
     torch.set_num_threads(threads)
     hf = make_hf_model(**model_kwargs(a)).train()
@@ -184,6 +197,13 @@ def main() -> None:
 
     jax_step, temp_mib = build_jax_step(a)
     paths = {"jax": jax_step, "torch": torch_step}
+    also = [k for k in a.also_kernels.split(",") if k]
+    for k in [a.kernels, *also]:
+        if k not in KERNELS:
+            raise SystemExit(f"--kernels/--also-kernels: {k!r} is not one of {list(KERNELS)}")
+    also_mib = {}
+    for k in also:
+        paths[f"jax[{k}]"], also_mib[k] = build_jax_step(a, k)
     baseline = None
     if a.baseline:
         baseline = BaselineChild(a.baseline, step_argv(a))
@@ -196,9 +216,14 @@ def main() -> None:
     med = {name: float(np.median(t)) for name, t in times.items()}
     j, tr = med["jax"], med["torch"]
     print(f"threads={threads} layers={a.layers} hidden={a.hidden} seq={a.seq} batch={a.batch} vocab={a.vocab} fp32 "
-          f"attention={a.attention} cpu_tuning={'off' if a.cpu_defaults else 'on'}")
+          f"attention={a.attention} kernels={a.kernels} ({resolve_kernels(a.kernels)}) "
+          f"cpu_tuning={'off' if a.cpu_defaults else 'on'}")
     print(f"jax {j * 1e3:.0f} ms/step, torch eager {tr * 1e3:.0f} ms/step, ratio jax/torch {j / tr:.2f} (goal <= 1.0)")
     print(f"jax step temporary memory {temp_mib:.1f} MiB")
+    for k in also:
+        t = med[f"jax[{k}]"]
+        print(f"jax kernels={k} ({resolve_kernels(k)}): {t * 1e3:.0f} ms/step, ratio jax[{k}]/torch {t / tr:.2f}, "
+              f"jax[{k}]/jax {t / j:.3f}; its temporary memory {also_mib[k]:.1f} MiB")
     if baseline is not None:
         b = med["baseline"]
         print(f"baseline {a.baseline}: {b * 1e3:.0f} ms/step, ratio baseline/torch {b / tr:.2f}, "

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Generation on CPU: our KV-cache sampler against transformers+torch `generate`, same threads.
 
-    python3 scripts/bench_generate.py [--layers 4 --hidden 512 --vocab 151936 --batch 8 --prompt 256 --new 128]
+    python3 scripts/bench/cpu/bench_generate.py [--layers 4 --hidden 512 --vocab 151936 --batch 8 --prompt 256 --new 128]
 
 One random Qwen3 (transformers, fp32) is saved and loaded into ours, so both run the same weights.
 Both generate greedily from the same batch of random prompts. Each side is timed twice per turn:
 a 1-token generate (the prefill) and a full one; decode time is the difference, spread over the
-new tokens after the first. The sides take turns (scripts/bench_timing.py). Prints one JSON line:
+new tokens after the first. The sides take turns (bench_timing.py, beside this script). Prints one JSON line:
 prefill and decode tokens/s of each side and ours/transformers ratios (> 1 means ours is faster),
 and how many greedy tokens agree (fp32 near-ties may part ways late in a random model).
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench_timing import time_in_turns
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 

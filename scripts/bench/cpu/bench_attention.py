@@ -1,6 +1,6 @@
 """Attention alone, forward + backward: the chunked path against torch's SDPA on CPU, same threads.
 
-    python3 scripts/bench_attention.py [--seqs 512,1024,2048] [--heads 8 --kv-heads 4 --head-dim 64]
+    python3 scripts/bench/cpu/bench_attention.py [--seqs 512,1024,2048] [--heads 8 --kv-heads 4 --head-dim 64]
         [--reps 5 --block 3] [--segments] [--baseline COMMIT]
 
 For each sequence length it times, interleaved in one process, the fwd+bwd of:
@@ -25,11 +25,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_baseline import file_at
 from bench_timing import time_in_turns
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))  # bench_baseline, shared with the other --baseline scripts
+from bench_baseline import file_at  # noqa: E402
 
 
 def _baseline_module(commit: str):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Full SFT optimizer step on CPU: siamgpt-jax's jitted train step vs transformers + torch AdamW.
 
-    python3 scripts/bench_train_step.py --vocab 8192,151936 [--layers 4 --hidden 512 --seq 512 --batch 2]
+    python3 scripts/bench/cpu/bench_train_step.py --vocab 8192,151936 [--layers 4 --hidden 512 --seq 512 --batch 2]
 
 Both sides get the same tiny Qwen3 (the JAX init, copied into transformers' Qwen3ForCausalLM),
 the same packed batch (4 segments per row, loss mask, positions restarting per segment), the same
@@ -12,7 +12,7 @@ constant learning rate). One step = forward, backward, clip, AdamW update.
 Before timing, the script asserts the first-step losses agree (rel 1e-4) and the pre-clip grad
 norms agree (rel 1e-3), and that the last timed step's losses still agree (rel 1e-3; both sides
 have by then taken the same updates, so this checks clip + AdamW too). The sides take turns of
-back-to-back steps (scripts/bench_timing.py), so load changes on a shared machine hit both; each
+back-to-back steps (bench_timing.py, beside this script), so load changes on a shared machine hit both; each
 turn's first step is not timed. The ratio jax/torch is reported on the best and the median step
 (goal <= 1.0). Prints a readable line and a JSON line per vocabulary.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench_timing import time_in_turns
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 FIRST_LOSS_RTOL = 1e-4
 GRAD_NORM_RTOL = 1e-3
