@@ -29,17 +29,11 @@ from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.sharding import logical_to_spec
 from siamgpt_jax.train.checkpoint import Checkpointer, NonFiniteStateError
 from siamgpt_jax.train.config import JobConfig, pin_hub_revisions
-from siamgpt_jax.train.optimizer import learning_rate_schedule, make_optimizer
+from siamgpt_jax.train.optimizer import learning_rate_schedule
 from siamgpt_jax.train.run_folder import check_resume_config, prepare_fresh_start, truncate_metrics
-from siamgpt_jax.train.state import ModelDef, abstract_train_state, create_train_state, state_shardings
-from siamgpt_jax.train.step import (
-    StepConfig,
-    batch_sharding,
-    jit_eval_step,
-    jit_train_step,
-    make_eval_step,
-    make_train_step,
-)
+from siamgpt_jax.train.setup import setup_from_model
+from siamgpt_jax.train.state import ModelDef, abstract_train_state
+from siamgpt_jax.train.step import StepConfig
 
 
 
@@ -269,16 +263,13 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
     mesh = make_mesh(cfg.mesh)
     rules = dict(cfg.mesh.rules)
     check_batch_divides_mesh(cfg.train.global_batch, cfg.train.micro_batches, mesh, rules)
-    in_sharding = batch_sharding(mesh, rules)
 
     model = build_model(cfg, mesh, rules)
-    model_def, params = ModelDef.split(model)
-    del model
-    optimizer = make_optimizer(cfg.optim, cfg.train.steps)
+    step_cfg = StepConfig(cfg.train.micro_batches, cfg.train.loss_chunk, cfg.train.z_loss)
     schedule = learning_rate_schedule(cfg.optim, cfg.train.steps)
-    shardings = state_shardings(model_def, optimizer, mesh, rules)
-    state = create_train_state(params, optimizer, shardings)
-    del params
+    setup, state = setup_from_model(model, cfg.optim, cfg.train.steps, step_cfg, mesh, rules, schedule=schedule)
+    del model
+    model_def, optimizer, shardings, in_sharding = setup.model_def, setup.optimizer, setup.shardings, setup.batch_sharding
 
     # --- data ---
     # Each process loads only the row blocks on its devices; block b is always loader shard b, so
@@ -310,9 +301,7 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
     elif resume:
         print(f"no checkpoint in {ckpt.directory}: starting at step 0", flush=True)
 
-    step_cfg = StepConfig(cfg.train.micro_batches, cfg.train.loss_chunk, cfg.train.z_loss)
-    train_step = jit_train_step(make_train_step(model_def, optimizer, step_cfg, schedule), mesh, rules, shardings)
-    eval_step = jit_eval_step(make_eval_step(model_def, step_cfg), mesh, rules, shardings.params)
+    train_step, eval_step = setup.step, setup.eval_step()
 
     def evaluate() -> float:
         # held-out sets are small (maybe fewer records than row blocks): every process loads the

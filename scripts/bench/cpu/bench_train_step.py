@@ -43,27 +43,6 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
-def packed_batch(seed: int, batch: int, seq: int, vocab: int, segments: int = 4) -> dict:
-    """Rows of `segments` packed segments; a random ~25% of tokens (and every segment end) unmasked."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    inputs = rng.integers(0, vocab, (batch, seq), dtype=np.int32)
-    seg_len = max(1, seq // segments)
-    seg = np.minimum(np.arange(seq) // seg_len, segments - 1) + 1
-    pos = np.arange(seq) - (seg - 1) * seg_len
-    mask = (rng.random((batch, seq)) < 0.75).astype(np.float32)  # prompt tokens carry no loss
-    mask[:, seg_len - 1 :: seg_len] = 0.0  # a segment's last token has no next token
-    mask[:, -1] = 0.0
-    return {
-        "inputs": inputs,
-        "targets": np.roll(inputs, -1, axis=1),
-        "loss_mask": mask,
-        "segment_ids": np.tile(seg, (batch, 1)).astype(np.int32),
-        "positions": np.tile(pos, (batch, 1)).astype(np.int32),
-    }
-
-
 def hf_state_dict(cfg, params: dict) -> dict:
     """The JAX params (pure nested dict) as transformers tensors, through the converter's name table."""
     import numpy as np
@@ -134,18 +113,18 @@ def build_jax(cfg, batch: dict, opt, total_steps: int, loss_chunk: int, remat: s
     import numpy as np
 
     from siamgpt_jax.model.qwen3 import init_model
-    from siamgpt_jax.train.optimizer import make_optimizer
+    from siamgpt_jax.train.setup import make_setup
     from siamgpt_jax.train.state import ModelDef, create_train_state
-    from siamgpt_jax.train.step import StepConfig, jit_train_step, make_train_step
+    from siamgpt_jax.train.step import StepConfig
 
     model = init_model(cfg, seed=0, param_dtype=jnp.float32, dtype=jnp.float32, remat=remat, attention=attention)
     model_def, params = ModelDef.split(model)
     host_params = jax.tree.map(np.array, params)  # the step donates the state: copy for torch first
-    optimizer = make_optimizer(opt, total_steps)
-    step_cfg = StepConfig(micro_batches=1, loss_chunk=loss_chunk)
-    train_step = jit_train_step(make_train_step(model_def, optimizer, step_cfg), None, None, None, cpu_tuning=cpu_tuning)
+    setup = make_setup(model_def, opt, total_steps, StepConfig(micro_batches=1, loss_chunk=loss_chunk), None, None,
+                       cpu_tuning=cpu_tuning)
+    train_step = setup.step
     jbatch = {k: jnp.asarray(v) for k, v in batch.items()}
-    holder = {"state": create_train_state(params, optimizer)}
+    holder = {"state": create_train_state(params, setup.optimizer)}
 
     def step():
         holder["state"], metrics = train_step(holder["state"], jbatch)
@@ -163,6 +142,7 @@ def run_one(a, vocab: int) -> dict:
     import numpy as np
 
     from siamgpt_jax.model.config import Qwen3Config
+    from siamgpt_jax.testing import packed_batch
     from siamgpt_jax.train.optimizer import OptimConfig
 
     threads = a.threads or cpu_threads()
@@ -175,7 +155,7 @@ def run_one(a, vocab: int) -> dict:
     )
     opt = OptimConfig(learning_rate=a.lr, warmup_steps=0, decay="constant", weight_decay=0.1,
                       b1=0.9, b2=0.95, eps=1e-8, clip_norm=1.0)
-    batch = packed_batch(0, a.batch, a.seq, vocab)
+    batch = packed_batch(0, a.batch, a.seq, vocab, segments=4, loss_share=0.75)
     turns = -(-a.steps // a.block)
     total = 1 + a.warmup + turns * (1 + a.block)  # updates per side
 
