@@ -2,31 +2,13 @@
 
 import numpy as np
 import pytest
-import safetensors.numpy as stn
 
 from siamgpt_jax.cli import main
 from siamgpt_jax.convert import CheckpointError, load_hf
 from siamgpt_jax.convert.params_ckpt import import_hf, load_params
-from siamgpt_jax.testing import TINY_HF as TINY, make_hf_model, save_hf_model
+from tests.convert.conftest import copy_with
 
 Q1 = "model.layers.1.self_attn.q_proj.weight"
-
-
-@pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hf")
-    save_hf_model(make_hf_model(seed=9, **TINY["gqa2_untied_hd"]), path)
-    return path
-
-
-def _copy_with(tmp_path, hf_dir, edit):
-    out = tmp_path / "bad"
-    out.mkdir()
-    (out / "config.json").write_text((hf_dir / "config.json").read_text())
-    tensors = stn.load_file(str(hf_dir / "model.safetensors"))
-    edit(tensors)
-    stn.save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    return out
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -34,7 +16,7 @@ def test_nonfinite_weight_is_an_error_naming_file_and_tensor_unless_allowed(tmp_
     def poison(t):
         t[Q1][3, 5] = bad
 
-    path = _copy_with(tmp_path, hf_dir, poison)
+    path = copy_with(tmp_path, hf_dir, poison)
     pattern = rf"bad/model\.safetensors: tensor '{Q1}' holds NaN or inf values \(pass --allow-nonfinite"
     with pytest.raises(CheckpointError, match=pattern):
         load_hf(path, progress=False)
@@ -51,7 +33,7 @@ def test_fp16_overflow_of_a_cast_is_caught_too(tmp_path, hf_dir):
     def big(t):
         t[Q1][0, 0] = 1e6  # finite in fp32, inf in fp16
 
-    path = _copy_with(tmp_path, hf_dir, big)
+    path = copy_with(tmp_path, hf_dir, big)
     load_hf(path, progress=False)  # as stored: fine
     with pytest.raises(CheckpointError, match=f"tensor '{Q1}' holds NaN or inf"):
         load_hf(path, dtype="float16", progress=False)
@@ -62,7 +44,7 @@ def test_integer_tensor_is_an_error_naming_file_tensor_and_dtype(tmp_path, hf_di
     def quantize(t):
         t[Q1] = np.clip(t[Q1] * 50, -100, 100).astype(np_dtype)
 
-    path = _copy_with(tmp_path, hf_dir, quantize)
+    path = copy_with(tmp_path, hf_dir, quantize)
     pattern = rf"bad/model\.safetensors: tensor '{Q1}' has dtype {st_name}; only float weights"
     with pytest.raises(CheckpointError, match=pattern):
         load_hf(path, progress=False)

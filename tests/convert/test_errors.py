@@ -8,51 +8,34 @@ import safetensors.numpy as stn
 
 from siamgpt_jax.convert import CheckpointError, UnsupportedCheckpointError, load_hf, save_hf
 from siamgpt_jax.convert import hf_export
-from siamgpt_jax.testing import TINY_HF as TINY, make_hf_model, save_hf_model
 from siamgpt_jax.errors import UserError
 from siamgpt_jax.model import UnsupportedConfigError
+from tests.convert.conftest import copy_with
 
 Q0 = "model.layers.0.self_attn.q_proj.weight"
 
 
-@pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hf")
-    save_hf_model(make_hf_model(seed=8, **TINY["gqa2_untied_hd"]), path)
-    return path
-
-
-def _copy_with(tmp_path, hf_dir, edit):
-    out = tmp_path / "bad"
-    out.mkdir()
-    (out / "config.json").write_text((hf_dir / "config.json").read_text())
-    tensors = stn.load_file(str(hf_dir / "model.safetensors"))
-    edit(tensors)
-    stn.save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    return out
-
-
 def test_missing_tensor(tmp_path, hf_dir):
-    bad = _copy_with(tmp_path, hf_dir, lambda t: t.pop(Q0))
+    bad = copy_with(tmp_path, hf_dir, lambda t: t.pop(Q0))
     with pytest.raises(CheckpointError, match=rf"bad: missing tensor '{Q0}'"):
         load_hf(bad, progress=False)
 
 
 def test_unexpected_tensor(tmp_path, hf_dir):
-    bad = _copy_with(tmp_path, hf_dir, lambda t: t.update({"model.layers.0.extra.weight": np.zeros(3, np.float32)}))
+    bad = copy_with(tmp_path, hf_dir, lambda t: t.update({"model.layers.0.extra.weight": np.zeros(3, np.float32)}))
     with pytest.raises(CheckpointError, match=r"model\.safetensors: unexpected tensor 'model\.layers\.0\.extra\.weight'"):
         load_hf(bad, progress=False)
 
 
 def test_shape_mismatch_names_both_shapes(tmp_path, hf_dir):
-    bad = _copy_with(tmp_path, hf_dir, lambda t: t.update({Q0: t[Q0][:-1]}))
+    bad = copy_with(tmp_path, hf_dir, lambda t: t.update({Q0: t[Q0][:-1]}))
     with pytest.raises(CheckpointError, match=rf"model\.safetensors: tensor '{Q0}' has shape \[63, 32\], but config\.json implies \[64, 32\]"):
         load_hf(bad, progress=False)
 
 
 @pytest.mark.parametrize("model_type", ["qwen2", "qwen3_moe", "llama"])
 def test_unsupported_model_type(tmp_path, hf_dir, model_type):
-    bad = _copy_with(tmp_path, hf_dir, lambda t: None)
+    bad = copy_with(tmp_path, hf_dir, lambda t: None)
     cfg = json.loads((bad / "config.json").read_text())
     cfg["model_type"] = model_type
     (bad / "config.json").write_text(json.dumps(cfg))
@@ -62,7 +45,7 @@ def test_unsupported_model_type(tmp_path, hf_dir, model_type):
 
 
 def test_truncated_and_corrupt_files(tmp_path, hf_dir):
-    bad = _copy_with(tmp_path, hf_dir, lambda t: None)
+    bad = copy_with(tmp_path, hf_dir, lambda t: None)
     data = (bad / "model.safetensors").read_bytes()
     (bad / "model.safetensors").write_bytes(data[: len(data) - 100])
     with pytest.raises(CheckpointError, match=r"model\.safetensors: truncated or corrupt safetensors file"):
@@ -73,7 +56,7 @@ def test_truncated_and_corrupt_files(tmp_path, hf_dir):
 
 
 def test_index_naming_a_missing_shard_or_tensor(tmp_path, hf_dir):
-    bad = _copy_with(tmp_path, hf_dir, lambda t: None)
+    bad = copy_with(tmp_path, hf_dir, lambda t: None)
     names = list(stn.load_file(str(bad / "model.safetensors")))
     wm = {n: "model.safetensors" for n in names}
     wm[Q0] = "model-00002-of-00002.safetensors"

@@ -1,8 +1,4 @@
-import json
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -11,11 +7,11 @@ import pytest
 
 from siamgpt_jax.parallel import distributed
 from siamgpt_jax.parallel.distributed import DistributedError, expand_nodelist, resolve
+from tests.multiprocess import coordinator, last_json, start, wait_all
 from tests.parallel.process_batch import shard_batch
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
 from siamgpt_jax.sharding import DEFAULT_RULES
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_expand_slurm_nodelist():
@@ -72,30 +68,11 @@ def test_shard_batch_single_process():
         shard_batch({"tokens": tokens[:6]}, mesh, DEFAULT_RULES)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_of_four_cpu_devices_form_one_mesh():
-    coord = f"127.0.0.1:{_free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_"))}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    worker = Path(__file__).with_name("two_process_worker.py")
-    procs = [subprocess.Popen([sys.executable, str(worker), coord, str(i), "2"], env=env, cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    results = []
-    for p in procs:
-        try:
-            out, err = p.communicate(timeout=180)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-        assert p.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    coord = coordinator()
+    worker = str(Path(__file__).with_name("two_process_worker.py"))
+    results = last_json(wait_all([start([worker, coord, str(i), "2"]) for i in range(2)], timeout=180))
     tokens = np.arange(8)[:, None] * 100 + np.arange(6)[None, :]
     for i, r in enumerate(results):
         assert r["process_index"] == i and r["process_count"] == 2

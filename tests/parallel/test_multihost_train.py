@@ -6,15 +6,12 @@ hosts on a shared file system do.
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from siamgpt_jax.loader.synthetic import write_corpus
+from tests.multiprocess import coordinator, start, wait_all, worker_env
 from siamgpt_jax.train.config import load_job_config
 from siamgpt_jax.train.loop import train
 
@@ -47,12 +44,6 @@ def _overrides(run_dir: Path, corpus: Path) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _losses(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -63,38 +54,20 @@ def test_two_processes_train_like_one(tmp_path):
 
     # 2 processes x 4 devices, through the CLI
     multi_dir = tmp_path / "multi"
-    coord = f"127.0.0.1:{_free_port()}"
-    procs = []
-    for pid in range(2):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_"))}
-        env.update({
-            "XLA_FLAGS": "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0",
-            "JAX_PLATFORMS": "cpu",
-            "JAX_NUM_PROCESSES": "2",
-            "JAX_PROCESS_ID": str(pid),
-            "JAX_COORDINATOR_ADDRESS": coord,
-            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        })
-        cmd = [sys.executable, "-m", "siamgpt_jax.cli", "train", "--config", str(REPO / "configs/demo.yaml"), "--no-progress",
-               *_overrides(multi_dir, corpus)]
-        procs.append(subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
+    coord = coordinator()
+    cmd = ["-m", "siamgpt_jax.cli", "train", "--config", str(REPO / "configs/demo.yaml"), "--no-progress",
+           *_overrides(multi_dir, corpus)]
+    procs = [start(cmd, worker_env(XLA_FLAGS="--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0",
+                                   JAX_PLATFORMS="cpu", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid),
+                                   JAX_COORDINATOR_ADDRESS=coord))
+             for pid in range(2)]
 
     # 1 process x 8 devices, in this process, while the pair runs
     single_dir = tmp_path / "single"
     single = train(load_job_config(REPO / "configs/demo.yaml", _overrides(single_dir, corpus)),
                    progress=False)
 
-    outs = []
-    for p in procs:
-        try:
-            out, err = p.communicate(timeout=400)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-        assert p.returncode == 0, err[-4000:]
-        outs.append(out)
+    outs = wait_all(procs, timeout=400)
     assert all(f"trained steps {STEPS}/{STEPS}" in o for o in outs)
 
     multi = _losses(multi_dir)
