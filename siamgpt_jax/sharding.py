@@ -6,7 +6,7 @@ model never sees a mesh: it only names its axes, so any layout is a config chang
 
 Parameter names:  vocab, embed, q_heads, kv_heads, head_dim, mlp, layers, norm
 Activation names: batch, seq, act_embed, act_heads, act_kv_heads, act_head_dim, act_mlp, act_vocab
-KV cache names:   cache_layers, cache_batch, cache_seq, cache_kv_heads, cache_head_dim
+KV cache names:   cache_layers, cache_batch, cache_kv_heads, cache_seq, cache_head_dim
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "act_head_dim": (),
     "act_mlp": ("tensor",),
     "act_vocab": ("tensor",),
-    # the generation KV cache [layers, batch, slots, kv_heads, head_dim]: split by KV heads under
+    # the generation KV cache [layers, batch, kv_heads, slots, head_dim]: split by KV heads under
     # tensor parallelism (as k/v are), by batch rows like activations
     "cache_layers": (),
     "cache_batch": ("data", "fsdp"),

@@ -122,19 +122,19 @@ def attention(q, k, v, segment_ids, *, scale: float, impl: str) -> jnp.ndarray:
 def cached_attention(q, k, v, index, kv_start, *, scale: float) -> jnp.ndarray:
     """Attention of S new queries over a KV cache (the generation path; same math as xla_attention).
 
-    q: [B, S, H, Dh], the tokens at cache slots index .. index+S-1; k, v: [B, T, K, Dh], the whole
-    cache (these tokens already written). Query at slot s sees slots kv_start[b] <= t <= s: slots
+    q: [B, S, H, Dh], the tokens at cache slots index .. index+S-1; k, v: [B, K, T, Dh], the whole
+    layer cache (these tokens already written). Query at slot s sees slots kv_start[b] <= t <= s: slots
     before kv_start are left padding, slots after s are not written yet. A padding query sees no
     slot; its row of scores is all the finite minimum, so it gets a uniform softmax, not NaNs.
     """
     B, S, H, Dh = q.shape
-    T, K = k.shape[1], k.shape[2]
+    K, T = k.shape[1], k.shape[2]
     qg = q.reshape(B, S, K, H // K, Dh)
-    scores = jnp.einsum("bqkgd,btkd->bkgqt", qg, k, preferred_element_type=jnp.float32) * scale
+    scores = jnp.einsum("bqkgd,bktd->bkgqt", qg, k, preferred_element_type=jnp.float32) * scale
     slot = jnp.arange(T)[None, None, :]
     q_slot = (index + jnp.arange(S))[None, :, None]
     mask = (slot <= q_slot) & (slot >= kv_start[:, None, None])  # [B, S, T]
     scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bkgqt,btkd->bqkgd", probs, v, preferred_element_type=jnp.float32)
+    out = jnp.einsum("bkgqt,bktd->bqkgd", probs, v, preferred_element_type=jnp.float32)
     return out.reshape(B, S, H, Dh).astype(q.dtype)

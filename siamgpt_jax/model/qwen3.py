@@ -152,9 +152,10 @@ def forward_cached(
         p, i = xs
         w = _cast_layer(p, dtype)
         q, k, v = _attention_inputs(config, ops, w, x, cos, sin)
-        at = (i, 0, index, 0, 0)
-        ck = constrain(jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), at), CACHE_AXES)
-        cv = constrain(jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), at), CACHE_AXES)
+        at = (i, 0, 0, index, 0)  # the cache is [layers, batch, kv_heads, slots, head_dim]
+        k_new, v_new = (t.transpose(0, 2, 1, 3)[None].astype(ck.dtype) for t in (k, v))
+        ck = constrain(jax.lax.dynamic_update_slice(ck, k_new, at), CACHE_AXES)
+        cv = constrain(jax.lax.dynamic_update_slice(cv, v_new, at), CACHE_AXES)
         o = attn.cached_attention(q, ck[i].astype(dtype), cv[i].astype(dtype), index, kv_start, scale=scale)
         return (_after_attention(config, ops, w, x, o), ck, cv), None
 

@@ -24,8 +24,8 @@ def test_sharded_decoding_gives_the_same_tokens(tmp_path):
     assert q_proj.sharding.spec == PartitionSpec(None, "tensor") and len(q_proj.sharding.device_set) == 8
 
     cache = empty_cache(split.config, 4, 32, jnp.float32, mesh=mesh)
-    assert cache.k.sharding.spec == PartitionSpec(None, "data", None, "tensor")  # split by KV heads
-    assert cache.k.addressable_shards[0].data.shape == (3, 2, 32, 1, 8)
+    assert cache.k.sharding.spec == PartitionSpec(None, "data", "tensor")  # split by KV heads
+    assert cache.k.addressable_shards[0].data.shape == (3, 2, 1, 32, 8)
 
     requests = [
         GenerationRequest(prompt="Sawasdee", sampling=SamplingParams(max_new_tokens=10)),
