@@ -155,10 +155,10 @@ class Sandbox:
         """util-linux's prlimit sets the rlimits and execs the rest, which inherits them. (A preexec_fn
         would do the same in a forked copy of this process, which is unsafe beside JAX's threads.)"""
         lim = self.limits
-        if self.drop_privileges:
-            nproc = lim.max_processes
-        else:  # the limit counts all of this uid's processes, so it sits above what is running now
-            nproc = _uid_process_count(os.getuid()) + lim.max_processes
+        # RLIMIT_NPROC counts every process of the uid, zombies included (an init that does not reap
+        # leaves exited sandboxes behind), so the limit sits max_processes above what exists now
+        uid = UNPRIVILEGED_UID if self.drop_privileges else os.getuid()
+        nproc = _uid_process_count(uid) + lim.max_processes
         return [self.prlimit, f"--cpu={lim.cpu_seconds}", f"--as={lim.memory_bytes}", "--core=0",
                 f"--fsize={lim.max_output_bytes}", f"--nproc={nproc}", "--"]
 

@@ -235,15 +235,15 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
     except BaseException:
         ckpt.close()
         raise
+    if is_chief:  # the pinned hub revisions are recorded even when there is nothing to train
+        for note in notes:
+            print(note, flush=True)
+        (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2), encoding="utf-8")
     if finished or cfg.train.steps <= 0:
         ckpt.close()
         result.steps_done, result.last_checkpoint = newest or 0, newest
         result.stopped_by = "already_done"
         return result
-    if is_chief:
-        for note in notes:
-            print(note, flush=True)
-        (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2), encoding="utf-8")
 
     # --- the data plan first: epochs per source, before the model takes minutes to load ---
     tokenizer = load_tokenizer(cfg.data.tokenizer)

@@ -28,7 +28,8 @@ def ckpt(tmp_path_factory):
 
 def _export(ckpt, out, *flags, tokenizer=True):
     tok = ["--tokenizer-dir", str(ckpt.parent / "tok")] if tokenizer else []  # quick: these tests are about folders
-    return main(["export-hf", str(ckpt), str(out), "--no-progress", "--max-shard-size", "20KB", *tok, *flags])
+    # --debug: main raises the user's error instead of printing its one line, so tests can match it
+    return main(["--debug", "export-hf", str(ckpt), str(out), "--no-progress", "--max-shard-size", "20KB", *tok, *flags])
 
 
 def _weights(folder):
@@ -66,7 +67,7 @@ def test_default_export_is_bf16_with_the_builtin_tokenizer_that_round_trips_thai
 
 def test_import_refuses_an_existing_folder_without_naming_a_flag_it_lacks(tmp_path, ckpt):
     with pytest.raises(UserError, match=r"ckpt: exists and is not empty; pick a new folder"):
-        main(["import-hf", str(ckpt.parent / "hf"), str(ckpt), "--no-progress"])
+        main(["--debug", "import-hf", str(ckpt.parent / "hf"), str(ckpt), "--no-progress"])
 
 
 def test_existing_target_fails_before_the_checkpoint_is_read_and_names_the_flag(tmp_path, ckpt, monkeypatch):

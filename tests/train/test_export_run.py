@@ -109,5 +109,5 @@ def test_export_writes_the_tokenizer_the_run_trained_with(tmp_path):
 
     (tmp_path / "tok" / "tokenizer.json").unlink()  # the recorded tokenizer is gone: say so, name the flag
     with pytest.raises(UserError, match=r"tokenizer of the run: .*tokenizer\.json.*\(pass --tokenizer-dir\)"):
-        main(["export-hf", str(tmp_path / "run"), str(tmp_path / "hf2"), "--no-progress"])
+        main(["--debug", "export-hf", str(tmp_path / "run"), str(tmp_path / "hf2"), "--no-progress"])
     assert not (tmp_path / "hf2").exists()

@@ -49,7 +49,7 @@ def main() -> int:
     import torch
 
     from siamgpt_jax.convert import load_hf
-    from siamgpt_jax.convert.tiny_hf import make_hf_model, save_hf_model
+    from siamgpt_jax.testing import make_hf_model, save_hf_model
     from siamgpt_jax.generate.backend import SamplingParams
     from siamgpt_jax.generate.sampler import Sampler, model_params
 
