@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from siamgpt_jax.errors import UserError
+from siamgpt_jax import hub
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,9 @@ def expand(specs: list[str], steps: list[int] | None = None, *, must_exist: bool
             out.append(ModelEntry(label or spec, spec))
             continue
         path = Path(spec)
+        if not path.exists() and hub.parse_spec(spec, "model") is not None:  # ORG/NAME[@REV]: the backend fetches it
+            out.append(ModelEntry(label or spec, spec))
+            continue
         if not path.exists() and not must_exist:
             out.append(ModelEntry(label or path.name, spec))
             continue

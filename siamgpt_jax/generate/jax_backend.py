@@ -71,11 +71,12 @@ class JaxBackend:
     @classmethod
     def from_path(cls, path: str | Path, *, tokenizer: str | Path | None = None, param_dtype=None,
                   mesh=None, rules: Rules | None = None, **options) -> "JaxBackend":
-        """An HF folder (config.json + safetensors), a training run folder, its checkpoints folder or
-        one step folder. param_dtype: None keeps the saved dtype. Other options go to __init__."""
+        """An HF folder (config.json + safetensors) or hub model id, a training run folder, its
+        checkpoints folder or one step folder. param_dtype: None keeps the saved dtype. Other options go to __init__."""
+        from siamgpt_jax.hub import resolve_model
         from siamgpt_jax.loader.tokenizer import load_tokenizer
 
-        path = Path(path)
+        path = resolve_model(path).path  # a hub id ORG/NAME[@REV] comes from the hub cache; a path stays
         if not path.exists():
             raise UserError(f"{path}: no such model folder (expected an HF folder, a run folder or a checkpoint)")
         compute = dtype_of(options.get("dtype", "float32"))

@@ -151,3 +151,22 @@ def test_training_config_pins_hub_ids(hub_home, tmp_path, monkeypatch, capsys):
     assert batch["inputs"].shape == (2, 64) and (batch["segment_ids"] > 0).sum() > 0
     train_file = hub.resolve_dataset(again.data.sources[0].path).files[0]
     assert [s.path for s in loader.sources] == [str(train_file)] and train_file.name.startswith("train-")
+
+
+def test_generation_and_eval_take_a_model_by_hub_id(hub_home, monkeypatch):
+    """JaxBackend (so generate, serve, eval and autoif) resolves ORG/NAME[@REV] through the cache;
+    eval's model list keeps a hub id as one model."""
+    from huggingface_hub import constants
+
+    from siamgpt_jax.eval.models import expand
+    from siamgpt_jax.generate.backend import GenerationRequest, SamplingParams
+    from siamgpt_jax.generate.jax_backend import JaxBackend
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_home.home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    c1, _ = hub_home.model_commits
+    by_id = JaxBackend.from_path(f"{MODEL}@{c1}", max_batch=1, max_len=64)
+    by_path = JaxBackend.from_path(hub.resolve_model(f"{MODEL}@{c1}").path, max_batch=1, max_len=64)
+    request = GenerationRequest(prompt="hello", sampling=SamplingParams(max_new_tokens=3))
+    assert by_id.generate([request])[0].text == by_path.generate([request])[0].text
+    assert [(e.label, e.spec) for e in expand([MODEL])] == [(MODEL, MODEL)]
