@@ -76,31 +76,48 @@ def _failure(gen: Generation) -> str | None:
 
 # 1. seeds -------------------------------------------------------------------------------------------
 
-def seeds(ctx: Context, path: str) -> StageResult:
-    """The seed instructions: {"id", "text", "instruction_id_list"?, "kwargs"?} per line."""
+def _thai_lines(path: str, what: str, field: str, invalid: str, check=None) -> tuple[list, list[dict]]:
+    """A JSONL file of Thai texts in `field`: ([(line number, object, text)], rejected lines with their
+    reason: blank_line, `invalid` (bad JSON, no text, or `check(obj)` raising), not_thai)."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"seed file not found: {p}")
-    kept, rejected = [], []
+        raise UserError(f"{what} file not found: {p}")
+    good, bad = [], []
     for n, raw in enumerate(p.read_bytes().splitlines(), 1):
+        where = f"{p}:{n}"
         if not raw.strip():
-            rejected.append({"reason": "blank_line", "item": {"where": f"{p}:{n}"}})
+            bad.append({"reason": "blank_line", "item": {"where": where}})
             continue
         try:
             obj = json.loads(raw)
-            text = obj["text"].strip()
-            ids, kwargs = obj.get("instruction_id_list", []), obj.get("kwargs", [])
-            for iid, kw in zip(ids, kwargs, strict=True):
-                verify.normalize_kwargs(iid, kw)
+            text = obj[field].strip()
+            if not text:
+                raise ValueError(f"empty {field}")
+            if check is not None:
+                check(obj)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            rejected.append({"reason": "invalid_seed", "item": {"where": f"{p}:{n}", "error": str(e)[:200]}})
+            bad.append({"reason": invalid, "item": {"where": where, "error": str(e)[:200]}})
             continue
         if not _is_thai(text):
-            rejected.append({"reason": "not_thai", "item": {"where": f"{p}:{n}", "text": text}})
+            bad.append({"reason": "not_thai", "item": {"where": where, field: text}})
             continue
+        good.append((n, obj, text))
+    return good, bad
+
+
+def _check_seed_constraints(obj: dict) -> None:
+    for iid, kw in zip(obj.get("instruction_id_list", []), obj.get("kwargs", []), strict=True):
+        verify.normalize_kwargs(iid, kw)
+
+
+def seeds(ctx: Context, path: str) -> StageResult:
+    """The seed instructions: {"id", "text", "instruction_id_list"?, "kwargs"?} per line."""
+    good, rejected = _thai_lines(path, "seed", "text", "invalid_seed", _check_seed_constraints)
+    kept = []
+    for n, obj, text in good:
         sid = str(obj.get("id") or f"seed-{n}")
-        kept.append({"iid": sid, "instruction": text, "seed": sid, "source": "seed",
-                     "constraints": [[i, k] for i, k in zip(ids, kwargs)]})
+        constraints = [[i, k] for i, k in zip(obj.get("instruction_id_list", []), obj.get("kwargs", []))]
+        kept.append({"iid": sid, "instruction": text, "seed": sid, "source": "seed", "constraints": constraints})
     return StageResult(kept, rejected, len(kept) + len(rejected))
 
 
@@ -287,24 +304,8 @@ def backtranslate(ctx: Context, items: list[dict]) -> StageResult:
 
 def read_queries(path: str) -> tuple[list[dict], list[dict]]:
     """(queries, rejected lines) from {"query": str, "topic"?: str} lines."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"query file not found: {p}")
-    good, bad = [], []
-    for n, raw in enumerate(p.read_bytes().splitlines(), 1):
-        try:
-            obj = json.loads(raw)
-            q = obj["query"].strip()
-            if not q:
-                raise ValueError("empty query")
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            bad.append({"reason": "invalid_query_line", "item": {"where": f"{p}:{n}", "error": str(e)[:200]}})
-            continue
-        if not _is_thai(q):
-            bad.append({"reason": "not_thai", "item": {"where": f"{p}:{n}", "query": q}})
-            continue
-        good.append({"qid": str(obj.get("id") or n), "query": q, "topic": obj.get("topic", "")})
-    return good, bad
+    good, bad = _thai_lines(path, "query", "query", "invalid_query_line")
+    return [{"qid": str(obj.get("id") or n), "query": q, "topic": obj.get("topic", "")} for n, obj, q in good], bad
 
 
 def queries(ctx: Context, items: list[dict]) -> StageResult:
