@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from siamgpt_jax.model.config import preset  # noqa: E402
 from siamgpt_jax.layout.compiled import compile_report  # noqa: E402
 from siamgpt_jax.parallel.mesh import MeshConfig  # noqa: E402
+from siamgpt_jax.train.spec import StepSpec  # noqa: E402
 
 # Qwen3 shapes scaled down (vocab, width, depth) so XLA compiles them on CPU in seconds.
 SCALED = {
@@ -39,14 +40,17 @@ def main() -> int:
     ap.add_argument("--global-batch", type=int, default=16)
     ap.add_argument("--attention", default="xla", choices=["xla", "chunked"])
     ap.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--kernels", default="cpu", choices=["cpu", "xla"],
+                    help="layer ops lowered (default cpu: the ones the planner's saved-tensor table follows)")
     args = ap.parse_args()
     rows = []
     total = len(SCALED) * len(LAYOUTS) * len(REMAT)
     for name, cfg in SCALED.items():
         for lname, mesh in LAYOUTS.items():
             for remat in REMAT:
-                r = compile_report(cfg, mesh, args.seq_len, args.global_batch, param_dtype="float32",
-                                   compute_dtype=args.compute_dtype, remat=remat, attention=args.attention)
+                spec = StepSpec(seq_len=args.seq_len, global_batch=args.global_batch, compute_dtype=args.compute_dtype,
+                                remat=remat, attention=args.attention, kernels=args.kernels)
+                r = compile_report(cfg, mesh, spec)
                 ratio = r["memory_ratio_planner_over_xla"]
                 rows.append({"model": name, "layout": lname, "remat": remat, "ratio": ratio,
                              "xla_peak": r["xla_memory_bytes"]["peak_estimate"],

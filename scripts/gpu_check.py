@@ -41,17 +41,17 @@ def run_one(args, remat: str, attention: str) -> dict:
     from siamgpt_jax.testing import packed_batch
     from siamgpt_jax.train.optimizer import OptimConfig
     from siamgpt_jax.train.setup import setup_from_model
-    from siamgpt_jax.train.step import StepConfig
+    from siamgpt_jax.train.spec import StepSpec
 
     cfg = preset(args.preset)
     mesh_cfg = MeshConfig(data=1, fsdp=-1)
     mesh = make_mesh(mesh_cfg)
     rules = dict(mesh_cfg.rules)
-    dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
-    model = init_model(cfg, seed=0, mesh=mesh, rules=rules, param_dtype=jnp.float32, dtype=dtype,
-                       remat=remat, attention=attention)
+    spec = StepSpec(seq_len=args.seq_len, global_batch=args.batch, micro_batches=args.micro_batches,
+                    compute_dtype=args.dtype, remat=remat, attention=attention, loss_chunk=args.loss_chunk)
+    model = init_model(cfg, seed=0, mesh=mesh, rules=rules, **spec.model_options())
     setup, state = setup_from_model(model, OptimConfig(learning_rate=1e-5, warmup_steps=1), args.steps + args.warmup,
-                                    StepConfig(args.micro_batches, args.loss_chunk), mesh, rules)
+                                    spec, mesh, rules)
     del model
     step_fn = setup.step
     batch = {k: jax.device_put(v, setup.batch_sharding)

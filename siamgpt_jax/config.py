@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import types
 import typing
 from pathlib import Path
@@ -60,6 +61,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}{_suggest(str(value), [str(c) for c in choices])}")
         return value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        choices = [e.value for e in tp]
+        try:
+            return tp(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not one of {choices}{_suggest(str(value), [str(c) for c in choices])}") from None
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -129,6 +136,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
             return [plain(x) for x in v]
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, enum.Enum):
+            return v.value
         return v
 
     return plain(cfg)

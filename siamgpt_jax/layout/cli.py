@@ -18,12 +18,17 @@ import os
 import sys
 from pathlib import Path
 
-from siamgpt_jax.config import ConfigError, apply_overrides, from_dict
-from siamgpt_jax.model.config import ATTENTION_NAMES, REMAT_NAMES
+from siamgpt_jax.config import ConfigError, apply_overrides, from_dict, to_dict
+from siamgpt_jax.model.config import ATTENTION_NAMES, DTYPE_NAMES, REMAT_NAMES
+from siamgpt_jax.train.spec import StepSpec
 
-# workload flags: built-in values when neither the flag nor --config gives one
-DEFAULTS = {"model": "qwen3-32b", "seq_len": 4096, "global_batch": 128, "micro_batches": 1, "remat": "full",
-            "param_dtype": "float32", "compute_dtype": "bfloat16", "attention": "auto", "logits_chunk": None}
+# What is studied when neither a flag nor --config says: the paper's 32B run. Every other step
+# choice defaults to StepSpec's own defaults.
+DEFAULT_MODEL = "qwen3-32b"
+DEFAULT_STEP = StepSpec(seq_len=4096, global_batch=128)
+# The StepSpec fields a flag can set (flag --seq-len sets seq_len, ...).
+STEP_FLAGS = ("seq_len", "global_batch", "micro_batches", "param_dtype", "compute_dtype", "remat", "attention",
+              "loss_chunk")
 
 
 def _model(spec: str, overrides: list[str]):
@@ -51,20 +56,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None,
                    help="a training config: plan what it would run (model, batch, dtypes, remat, attention, mesh)")
     p.add_argument("--model", default=None, help="preset name (e.g. qwen3-32b) or an HF config.json "
-                                                 f"(default {DEFAULTS['model']})")
+                                                 f"(default {DEFAULT_MODEL})")
     p.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE",
                    help="change a model field, e.g. num_hidden_layers=2 (scaled configs)")
-    p.add_argument("--seq-len", type=int, default=None, help=f"(default {DEFAULTS['seq_len']})")
-    p.add_argument("--global-batch", type=int, default=None,
-                   help=f"sequences per optimizer step (default {DEFAULTS['global_batch']})")
-    p.add_argument("--micro-batches", type=int, default=None, help="(default 1)")
-    p.add_argument("--remat", choices=REMAT_NAMES, default=None, help=f"(default {DEFAULTS['remat']})")
-    p.add_argument("--param-dtype", default=None, help=f"(default {DEFAULTS['param_dtype']})")
-    p.add_argument("--compute-dtype", default=None, help=f"(default {DEFAULTS['compute_dtype']})")
+    d = DEFAULT_STEP  # help texts name the built-in values; --config's step spec replaces them
+    p.add_argument("--seq-len", type=int, default=None, help=f"(default {d.seq_len})")
+    p.add_argument("--global-batch", type=int, default=None, help=f"sequences per optimizer step (default {d.global_batch})")
+    p.add_argument("--micro-batches", type=int, default=None, help=f"(default {d.micro_batches})")
+    p.add_argument("--remat", choices=REMAT_NAMES, default=None, help=f"(default {d.remat})")
+    p.add_argument("--param-dtype", choices=DTYPE_NAMES, default=None, help=f"(default {d.param_dtype})")
+    p.add_argument("--compute-dtype", choices=DTYPE_NAMES, default=None, help=f"(default {d.compute_dtype})")
     p.add_argument("--attention", choices=ATTENTION_NAMES, default=None,
-                   help=f"attention kernel, as in a config's model.attention (default {DEFAULTS['attention']})")
-    p.add_argument("--logits-chunk", type=int, default=None,
-                   help="tokens per loss chunk (a config's train.loss_chunk; default: the whole sequence)")
+                   help=f"attention kernel, as in a config's model.attention (default {d.attention})")
+    p.add_argument("--loss-chunk", type=int, default=None,
+                   help=f"tokens of each row per chunk of the LM head + loss, as a config's train.loss_chunk "
+                        f"(default {d.loss_chunk})")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
 
 
@@ -101,32 +107,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _apply_config(args) -> None:
-    """Fill the workload flags left unset from --config (then from DEFAULTS); keep the job for later."""
+    """args.spec: the StepSpec of --config's job (else DEFAULT_STEP) with the step flags given on
+    top; args.job keeps the job for later."""
     args.job = None
+    base = DEFAULT_STEP
     if args.config is not None:
         from siamgpt_jax.train.config import load_job_config
 
-        job = args.job = load_job_config(args.config)
-        from_config = {"seq_len": job.data.seq_len, "global_batch": job.train.global_batch,
-                       "micro_batches": job.train.micro_batches, "remat": job.model.remat,
-                       "param_dtype": job.model.param_dtype, "compute_dtype": job.model.dtype,
-                       "attention": job.model.attention, "logits_chunk": job.train.loss_chunk}
-        for key, value in from_config.items():
-            if getattr(args, key) is None:
-                setattr(args, key, value)
+        args.job = load_job_config(args.config)
+        base = args.job.step_spec()
         if args.model is None:
             args.model = str(args.config)  # the label in the output; the architecture comes from the config
-    for key, value in DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-
-
-def _workload(args):
-    from siamgpt_jax.layout.planner import Workload
-
-    return Workload(seq_len=args.seq_len, global_batch=args.global_batch, micro_batches=args.micro_batches,
-                    param_dtype=args.param_dtype, compute_dtype=args.compute_dtype, remat=args.remat,
-                    attention=args.attention, logits_chunk=args.logits_chunk)
+    args.model = args.model or DEFAULT_MODEL
+    args.spec = base.replace(**{k: getattr(args, k) for k in STEP_FLAGS if getattr(args, k) is not None})
 
 
 def _config_model(job, overrides: list[str]):
@@ -227,7 +220,7 @@ def _run_plan(args) -> int:
     if args.devices is None:
         raise ConfigError("--devices: how many devices to plan for (or a --config whose mesh names them all)")
     args.hosts = args.hosts or 1
-    w = _workload(args)
+    w = args.spec
     hw = Hardware(device_memory=parse_size(args.device_memory), peak_flops=args.peak_tflops * 1e12,
                   ici_bandwidth=parse_size(args.ici_bandwidth), dcn_bandwidth=parse_size(args.dcn_bandwidth),
                   matmul_efficiency=args.matmul_efficiency,
@@ -241,8 +234,8 @@ def _run_plan(args) -> int:
     if not plans:
         print("no layout divides the heads, batch and sequence for these device/host counts", file=sys.stderr)
         return 1
-    print(f"{args.model}: {args.devices} devices / {args.hosts} hosts, seq {args.seq_len}, global batch "
-          f"{args.global_batch}, {args.micro_batches} micro-batch(es), remat={args.remat}, "
+    print(f"{args.model}: {args.devices} devices / {args.hosts} hosts, seq {w.seq_len}, global batch "
+          f"{w.global_batch}, {w.micro_batches} micro-batch(es), remat={w.remat}, attention={w.attention}, "
           f"{len(plans)} layout(s), fitting first then fastest")
     print(format_table(plans[: args.top], hw.device_memory, hw.memory_fraction))
     best = plans[0]
@@ -252,13 +245,13 @@ def _run_plan(args) -> int:
     if len(plans) > args.top:
         print(f"... {len(plans) - args.top} more (--top, or --json for all)")
     if args.json:
-        _write_json(args.json, {"model": args.model, "workload": dataclasses.asdict(w),
+        _write_json(args.json, {"model": args.model, "step": to_dict(w),
                                 "hardware": dataclasses.asdict(hw), "devices": args.devices, "hosts": args.hosts,
                                 "plans": [p.to_json() for p in plans]})
         print(f"wrote {args.json}")
     if args.plot:
         plot_memory(plans[: args.top], hw.memory_budget, args.plot,
-                    f"{args.model}, {args.devices} devices / {args.hosts} hosts, seq {args.seq_len}")
+                    f"{args.model}, {args.devices} devices / {args.hosts} hosts, seq {w.seq_len}")
         print(f"wrote {args.plot}")
     return 0
 
@@ -287,10 +280,7 @@ def _run_compile(args) -> int:
     c = _config_model(args.job, args.model_override) if args.job else _model(args.model, args.model_override)
     reports = []
     for text in args.layout:
-        r = compile_report(c, parse_layout(text), args.seq_len, args.global_batch,
-                           micro_batches=args.micro_batches, param_dtype=args.param_dtype,
-                           compute_dtype=args.compute_dtype, remat=args.remat, attention=args.attention,
-                           logits_chunk=args.logits_chunk, devices=jax.devices()[: args.devices],
+        r = compile_report(c, parse_layout(text), args.spec, devices=jax.devices()[: args.devices],
                            num_hosts=args.hosts)
         reports.append(r)
         xm, pm = r["xla_memory_bytes"], r["planner_memory_bytes"]
@@ -303,10 +293,10 @@ def _run_compile(args) -> int:
         for kind, v in r["xla_collectives"].items():
             if v["count"]:
                 print(f"  {kind:<19} {v['count']:4d} ops ({v['executed']} executed) {v['bytes'] / 2**20:10.2f} MiB")
-    if args.compute_dtype != "float32" and jax.devices()[0].platform == "cpu":
+    if args.spec.compute_dtype != "float32" and jax.devices()[0].platform == "cpu":
         # seen on scaled Qwen3 configs: the compiled step keeps fp32 stacks of the layer activations
         # beside the bf16 ones, and planner/XLA read 0.54-0.94 where float32 reads 0.92-1.07
-        print(f"note: XLA:CPU keeps fp32 copies of {args.compute_dtype} activations, so its peak above "
+        print(f"note: XLA:CPU keeps fp32 copies of {args.spec.compute_dtype} activations, so its peak above "
               "overstates a GPU compile of this step; on CPU compare with --compute-dtype float32 "
               "(docs/benchmarks/mesh.md)")
     if args.json:
@@ -319,7 +309,7 @@ def _run_bench(args) -> int:
 
     _apply_config(args)
     c = _config_model(args.job, args.model_override) if args.job else _model(args.model, args.model_override)
-    results = bench_layouts(c, [parse_layout(t) for t in args.layout], _workload(args),
+    results = bench_layouts(c, [parse_layout(t) for t in args.layout], args.spec,
                             steps=args.steps, warmup=args.warmup)
     for r in results:
         print(f"{r['mesh']} dcn={r['dcn']}: median {r['median_step_s']:.3f}s/step, "

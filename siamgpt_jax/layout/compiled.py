@@ -1,10 +1,9 @@
 """AOT-compile a train step for a layout and report what XLA made of it, next to the planner.
 
-The step is the trainer's real SFT step (`siamgpt_jax.train.aot.lower_train_step`, imported lazily),
-or any factory with this contract (`step_factory=`):
+The step is the trainer's real SFT step for a StepSpec (`siamgpt_jax.train.aot.lower_train_step`,
+imported when first used: it brings in flax), or any factory with this contract (`step_factory=`):
 
-    compile_for_layout(model_config, mesh, rules, *, seq_len, global_batch, micro_batches,
-                       param_dtype, compute_dtype, remat) -> (step_fn, (state, batch))
+    step_factory(model_config, mesh, rules, spec: StepSpec) -> (step_fn, (state, batch))
 
 where step_fn(state, batch) -> (new_state, metrics) is jittable (or already jitted) and
 state/batch are pytrees of jax.ShapeDtypeStruct carrying their NamedSharding. Any function with
@@ -21,7 +20,8 @@ from typing import Any
 
 from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-from siamgpt_jax.layout.planner import KINDS, Hardware, Workload, plan_layout
+from siamgpt_jax.layout.planner import KINDS, Hardware, plan_layout
+from siamgpt_jax.train.spec import StepSpec
 
 HLO_KINDS = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
 _ELEM_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4, "u32": 4,
@@ -113,7 +113,7 @@ def memory_stats(compiled) -> dict[str, float]:
     return stats
 
 
-def lower_step(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, *, devices=None,
+def lower_step(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: StepSpec, *, devices=None,
                num_hosts: int | None = None, step_factory: Callable | None = None):
     """(mesh, lowered step, abstract state, abstract batch) for a layout.
 
@@ -124,33 +124,21 @@ def lower_step(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, *, 
 
     mesh = make_mesh(mesh_cfg, devices, num_hosts)
     if step_factory is not None:
-        fn, (state, batch) = step_factory(model_config, mesh, mesh_cfg.rules, seq_len=w.seq_len,
-                                          global_batch=w.global_batch, micro_batches=w.micro_batches,
-                                          param_dtype=w.param_dtype, compute_dtype=w.compute_dtype, remat=w.remat)
+        fn, (state, batch) = step_factory(model_config, mesh, mesh_cfg.rules, w)
         jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
         return mesh, jitted.lower(state, batch), state, batch
-    try:
-        from siamgpt_jax.train.aot import lower_train_step
-    except ImportError as e:
-        raise RuntimeError(f"mesh compile/bench need the SFT train step (siamgpt_jax.train.aot): {e}") from None
-    extra = {} if w.logits_chunk is None else {"loss_chunk": w.logits_chunk}
-    ls = lower_train_step(model_config, mesh, mesh_cfg.rules, seq_len=w.seq_len, global_batch=w.global_batch,
-                          micro_batches=w.micro_batches, remat=w.remat, dtype=w.compute_dtype,
-                          param_dtype=w.param_dtype, attention=w.attention, **extra)
+    from siamgpt_jax.train.aot import lower_train_step
+
+    ls = lower_train_step(model_config, mesh, mesh_cfg.rules, w)
     return mesh, ls.lowered, ls.abstract_state, ls.abstract_batch
 
 
-def compile_report(model_config: Qwen3Config, mesh_cfg: MeshConfig, seq_len: int, global_batch: int, *,
-                   micro_batches: int = 1, param_dtype: str = "float32", compute_dtype: str = "float32",
-                   remat: str = "full", attention: str = "xla", logits_chunk: int | None = None,
+def compile_report(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: StepSpec, *,
                    devices: Sequence[Any] | None = None, num_hosts: int | None = None,
                    hardware: Hardware | None = None, step_factory: Callable | None = None) -> dict:
-    """AOT-compile the step for `mesh_cfg` and return XLA's numbers next to the planner's."""
+    """AOT-compile the step `w` describes for `mesh_cfg`; XLA's numbers next to the planner's."""
     import jax
 
-    w = Workload(seq_len=seq_len, global_batch=global_batch, micro_batches=micro_batches,
-                 param_dtype=param_dtype, compute_dtype=compute_dtype, remat=remat,
-                 attention=attention, logits_chunk=logits_chunk)
     t0 = time.perf_counter()
     mesh, lowered, _, _ = lower_step(model_config, mesh_cfg, w, devices=devices, num_hosts=num_hosts,
                                      step_factory=step_factory)
@@ -221,7 +209,7 @@ def _bench_batch(abstract: dict, vocab_size: int) -> dict:
     return out
 
 
-def bench_layouts(model_config: Qwen3Config, layouts: Sequence[MeshConfig], w: Workload, *, steps: int = 5,
+def bench_layouts(model_config: Qwen3Config, layouts: Sequence[MeshConfig], w: StepSpec, *, steps: int = 5,
                   warmup: int = 1, step_factory: Callable | None = None, log: Callable[[str], None] = print) -> list[dict]:
     """Time each layout's step on the devices present; the same run, side by side."""
     import jax

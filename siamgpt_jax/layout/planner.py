@@ -26,11 +26,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from siamgpt_jax.model.config import (
-    ATTENTION_NAMES, LAYER_NORM_KEYS, REMAT_NAMES, AttentionName, Qwen3Config, RematName, attention_block_size,
-    flops_per_token, param_logical_axes, param_shapes,
+    DTYPE_NAMES, LAYER_NORM_KEYS, Qwen3Config, attention_block_size, flops_per_token,
+    param_logical_axes, param_shapes,
 )
 from siamgpt_jax.parallel.mesh import MeshConfig, MeshShape, resolve
 from siamgpt_jax.sharding import MESH_AXES, Rules, local_shape, logical_to_spec, divisible_spec
+from siamgpt_jax.train.spec import StepSpec
 
 # The share of each GPU's memory XLA may allocate (XLA_PYTHON_CLIENT_MEM_FRACTION): `siamgpt-jax
 # train` sets it (siamgpt_jax/cli.py) unless the environment already does, and a plan fits when its
@@ -38,7 +39,8 @@ from siamgpt_jax.sharding import MESH_AXES, Rules, local_shape, logical_to_spec,
 # H100; the rest is left to cuDNN/NCCL workspaces and the CUDA context, which XLA does not count.
 GPU_MEMORY_FRACTION = 0.92
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "fp32": 4, "bf16": 2, "fp16": 2}
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2}  # per element of each dtype a step spec may name
+assert tuple(DTYPE_BYTES) == DTYPE_NAMES
 PARTS = ("params", "grads", "optimizer", "activations", "logits", "gathered_weights")
 KINDS = ("all-gather", "reduce-scatter", "all-reduce", "collective-permute")
 
@@ -75,33 +77,6 @@ class Hardware:
             raise ValueError(f"memory_fraction {self.memory_fraction} is not in (0, 1]")
         if self.weight_gather_unit not in ("layer", "matrix"):
             raise ValueError(f"weight_gather_unit '{self.weight_gather_unit}' is not one of layer, matrix")
-
-
-@dataclass(frozen=True)
-class Workload:
-    seq_len: int
-    global_batch: int  # sequences per optimizer step
-    micro_batches: int = 1
-    param_dtype: str = "float32"
-    compute_dtype: str = "bfloat16"
-    optimizer_dtype: str = "float32"  # AdamW's two moments
-    remat: RematName = "full"
-    # xla materialises [B, H, S, S] scores; cudnn (a flash kernel) keeps the log-sum-exp per query;
-    # chunked (model/chunked_attention.py) keeps what cudnn keeps, plus one query block's
-    # [B, H, block, S] fp32 probabilities while a layer's backward runs. auto is planned as cudnn:
-    # plans are for GPUs, where auto takes cuDNN
-    attention: AttentionName = "auto"
-    logits_chunk: int | None = None  # tokens of each sequence per loss chunk (train/loss.py); None = all
-
-    def __post_init__(self) -> None:
-        for name in ("param_dtype", "compute_dtype", "optimizer_dtype"):
-            dtype_bytes(getattr(self, name))
-        if self.remat not in REMAT_NAMES:
-            raise ValueError(f"remat policy '{self.remat}' is not one of {', '.join(REMAT_NAMES)}")
-        if self.attention not in ATTENTION_NAMES:
-            raise ValueError(f"attention '{self.attention}' is not one of {', '.join(ATTENTION_NAMES)}")
-        if self.global_batch % self.micro_batches:
-            raise ValueError(f"global batch {self.global_batch} is not divisible by micro_batches={self.micro_batches}")
 
 
 @dataclass
@@ -178,7 +153,7 @@ def _spec_axes(logical, shape, sizes: Mapping[str, int], rules: Rules) -> set[st
     return out
 
 
-def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
+def _activation_tensors(c: Qwen3Config, w: StepSpec, micro_batch: int):
     """Per-layer tensors alive for backward: name -> (logical axes, global shape, bytes/elem, saved_by).
 
     saved_by lists the remat policies that keep the tensor between forward and backward; a layer
@@ -234,7 +209,7 @@ def _activation_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
     return t
 
 
-def _step_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
+def _step_tensors(c: Qwen3Config, w: StepSpec, micro_batch: int):
     """Tensors made once per micro-batch and alive through the whole layer backward (not per layer):
     name -> (logical axes, global shape, bytes/elem)."""
     B, S, D, H, Dh = micro_batch, w.seq_len, c.hidden_size, c.num_attention_heads, c.head_dim
@@ -253,13 +228,14 @@ def _step_tensors(c: Qwen3Config, w: Workload, micro_batch: int):
     return t
 
 
-def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
+def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: StepSpec, hw: Hardware,
                 num_devices: int, num_hosts: int = 1) -> Plan:
     """Memory, traffic and time of one layout. Raises MeshError/ValueError if it cannot run at all."""
     ms = resolve(mesh_cfg, num_devices, num_hosts)
     sizes, rules = ms.shape, mesh_cfg.rules
     notes: list[str] = []
-    pb, cb, ob = dtype_bytes(w.param_dtype), dtype_bytes(w.compute_dtype), dtype_bytes(w.optimizer_dtype)
+    pb, cb = dtype_bytes(w.param_dtype), dtype_bytes(w.compute_dtype)
+    ob = pb  # AdamW's two moments: optax keeps them in the params' dtype
     micro_batch = w.global_batch // w.micro_batches
     token_axes = _spec_axes(("batch", "seq"), (micro_batch, w.seq_len), sizes, rules)
     for logical, dim in (("batch", micro_batch), ("seq", w.seq_len)):
@@ -356,7 +332,7 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
         blk = attention_block_size(S)
         backward += act_bytes(("batch", "act_heads", None, "seq"), (B, c.num_attention_heads, blk, S), 4)
     layer_phase = (recomputed if w.remat != "none" else sliced) + backward + table_grad
-    # train/loss.py: a scan over chunks of `logits_chunk` tokens per sequence keeps one chunk's fp32
+    # train/loss.py: a scan over chunks of `loss_chunk` tokens per sequence keeps one chunk's fp32
     # logits and fp32 exp(logits - lse), and its dlogits in compute dtype; the residuals for the
     # backward are dh [B,S,D] in compute dtype and dW [D,V] accumulated in fp32; the LM head it
     # multiplies by is a compute-dtype [D, vocab shard] copy with D whole unless the param shard is it
@@ -365,7 +341,7 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: Workload, hw: Hardware,
     head_local = _numel(local_shape(axes[head], shapes[head], sizes, rules))
     head_copy = float(D * vocab_local * cb) if (head_local != D * vocab_local or cb != pb) else 0.0
     # a chunk spans every row of the device's micro-batch: its share chunk/seq_len of the tokens
-    chunk_tokens = tokens_dev if w.logits_chunk is None else tokens_dev * min(1.0, w.logits_chunk / w.seq_len)
+    chunk_tokens = tokens_dev * min(1.0, w.loss_chunk / w.seq_len)
     # (with tied embeddings the dW accumulator is the per-step loss_dw_residual, counted above)
     loss_phase = (chunk_tokens * vocab_local * (4 + 4 + cb) + act_bytes(bsd, (B, S, D), cb)
                   + (0.0 if c.tie_word_embeddings else D * vocab_local * 4) + head_copy)
@@ -415,7 +391,7 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def candidate_layouts(c: Qwen3Config, w: Workload, num_devices: int, num_hosts: int = 1,
+def candidate_layouts(c: Qwen3Config, w: StepSpec, num_devices: int, num_hosts: int = 1,
                       rules: Rules | None = None) -> list[MeshConfig]:
     """Every data x fsdp x tensor x sequence factorisation that can run this model and batch.
 
@@ -449,7 +425,7 @@ def candidate_layouts(c: Qwen3Config, w: Workload, num_devices: int, num_hosts: 
     return out
 
 
-def plan_all(c: Qwen3Config, w: Workload, hw: Hardware, num_devices: int, num_hosts: int = 1,
+def plan_all(c: Qwen3Config, w: StepSpec, hw: Hardware, num_devices: int, num_hosts: int = 1,
              rules: Rules | None = None) -> list[Plan]:
     """Plans of every candidate layout: those that fit first, then fastest first."""
     plans = [plan_layout(c, m, w, hw, num_devices, num_hosts)

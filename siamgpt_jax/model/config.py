@@ -7,26 +7,43 @@ the single source of truth for shapes: the model, the converter and the mesh pla
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from siamgpt_jax.errors import UserError
 
-# The ONE list of attention kernels and the ONE list of remat policies that configs, commands and
-# the planner accept (model/attention.py and model/qwen3.py implement them). Kept here, away from
-# jax, so `--help` and the planner read them for free.
-#   auto     cuDNN's fused kernel on a GPU where it compiles, else chunked
-#   xla      plain reference: full [S, S] scores
-#   chunked  query blocks with a flash-style backward, no [S, S] tensor kept
-#   cudnn    the fused GPU (flash) kernel
-ATTENTION_NAMES = ("auto", "xla", "chunked", "cudnn")
-#   none: keep every activation; full: keep only each layer's input; dots: also the matmul outputs
-REMAT_NAMES = ("none", "full", "dots")
-AttentionName = Literal[ATTENTION_NAMES]  # type: ignore[valid-type]
-RematName = Literal[REMAT_NAMES]  # type: ignore[valid-type]
+# The ONE list of each model-build choice that configs, commands, the step spec and the planner
+# accept (model/attention.py, model/qwen3.py and model/kernels.py implement them). Kept here, away
+# from jax, so `--help` and the planner read them for free. They are str enums: a member equals
+# its name ("full" == Remat.FULL), so YAML, flags and JSON carry plain strings.
+
+
+class Attention(enum.StrEnum):
+    AUTO = "auto"  # cuDNN's fused kernel on a GPU where it compiles, else chunked
+    XLA = "xla"  # plain reference: full [S, S] scores
+    CHUNKED = "chunked"  # query blocks with a flash-style backward, no [S, S] tensor kept
+    CUDNN = "cudnn"  # the fused GPU (flash) kernel
+
+
+class Remat(enum.StrEnum):
+    NONE = "none"  # keep every activation
+    FULL = "full"  # keep only each layer's input
+    DOTS = "dots"  # also keep the weight matmuls' outputs
+
+
+class Kernels(enum.StrEnum):
+    AUTO = "auto"  # cpu on the CPU backend, xla elsewhere
+    XLA = "xla"  # model/layer_ops.py: plain jnp / dot_general with autodiff (the GPU path)
+    CPU = "cpu"  # model/cpu_kernels.py: hand-written backwards tuned for XLA:CPU
+
+
+ATTENTION_NAMES = tuple(a.value for a in Attention)
+REMAT_NAMES = tuple(r.value for r in Remat)
+KERNEL_NAMES = tuple(k.value for k in Kernels)
 
 
 # The dtypes a config, a CLI flag or a backend option may name for params, compute and the KV cache.

@@ -1,8 +1,4 @@
-"""The `kernels` switch: which implementation of the layer ops a model runs.
-
-    xla   model/layer_ops.py: plain jnp / dot_general with autodiff (the GPU path)
-    cpu   model/cpu_kernels.py: the same forwards with hand-written backwards tuned for XLA:CPU
-    auto  cpu on the CPU backend, xla elsewhere
+"""The `kernels` switch (model/config.py `Kernels`): which implementation of the layer ops a model runs.
 
 It is threaded like `attention`: the model keeps the name and resolves it when it traces.
 """
@@ -14,8 +10,7 @@ from typing import Callable, NamedTuple
 import jax
 
 from siamgpt_jax.model import cpu_kernels, layer_ops
-
-KERNELS = ("auto", "xla", "cpu")
+from siamgpt_jax.model.config import KERNEL_NAMES
 
 
 class LayerOps(NamedTuple):
@@ -34,8 +29,8 @@ _OPS = {
 
 
 def validate_kernels(name: str) -> str:
-    if name not in KERNELS:
-        raise ValueError(f"kernels={name!r} is not one of {list(KERNELS)}")
+    if name not in KERNEL_NAMES:
+        raise ValueError(f"kernels={name!r} is not one of {list(KERNEL_NAMES)}")
     return name
 
 

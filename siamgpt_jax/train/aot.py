@@ -13,12 +13,12 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from siamgpt_jax.model.config import Qwen3Config, dtype_of
+from siamgpt_jax.loader import BATCH_KEYS
+from siamgpt_jax.model.config import Kernels, Qwen3Config
 from siamgpt_jax.sharding import Rules
 from siamgpt_jax.train.optimizer import OptimConfig
 from siamgpt_jax.train.setup import abstract_setup
-from siamgpt_jax.train.step import BATCH_KEYS, StepConfig
-
+from siamgpt_jax.train.spec import StepSpec
 
 
 @dataclass
@@ -31,30 +31,23 @@ class LoweredStep:
         return self.lowered.compile()
 
 
-def lower_train_step(
-    arch: Qwen3Config,
-    mesh: Mesh,
-    rules: Rules,
-    *,
-    seq_len: int,
-    global_batch: int,
-    micro_batches: int = 1,
-    remat: str = "full",
-    dtype: str = "bfloat16",
-    param_dtype: str = "float32",
-    attention: str = "xla",
-    loss_chunk: int = 1024,
-    optim: OptimConfig | None = None,
-) -> LoweredStep:
+def lower_train_step(arch: Qwen3Config, mesh: Mesh, rules: Rules, spec: StepSpec,
+                     optim: OptimConfig | None = None) -> LoweredStep:
+    """The step `spec` describes, lowered for `mesh` from abstract shapes.
+
+    Virtual CPU devices stand in for GPUs here, so it compiles as a GPU would: the layer ops'
+    `auto` takes the GPU path (plain XLA, whose saved tensors the planner models) and the CPU-only
+    compiler options are off (they change XLA:CPU's fusion and with it the peak the planner is
+    checked on). Name `kernels: cpu` in the spec to lower the CPU kernels instead.
+    """
     from siamgpt_jax.model.qwen3 import abstract_model
 
-    model = abstract_model(arch, param_dtype=dtype_of(param_dtype), dtype=dtype_of(dtype), remat=remat, attention=attention)
-    # Virtual CPU devices stand in for GPUs here, so compile as a GPU would: without the CPU-only
-    # speed options (they change XLA:CPU's fusion and with it the peak the planner is checked on).
-    setup, abstract_state = abstract_setup(model, optim or OptimConfig(), 1000, StepConfig(micro_batches, loss_chunk),
-                                           mesh, rules, cpu_tuning=False)
+    if spec.kernels == Kernels.AUTO:
+        spec = spec.replace(kernels=Kernels.XLA)
+    model = abstract_model(arch, **spec.model_options())
+    setup, abstract_state = abstract_setup(model, optim or OptimConfig(), 1000, spec, mesh, rules, cpu_tuning=False)
     batch = {
-        k: jax.ShapeDtypeStruct((global_batch, seq_len), jnp.float32 if k == "loss_mask" else jnp.int32,
+        k: jax.ShapeDtypeStruct((spec.global_batch, spec.seq_len), jnp.float32 if k == "loss_mask" else jnp.int32,
                                 sharding=setup.batch_sharding)
         for k in BATCH_KEYS
     }

@@ -21,11 +21,11 @@ from siamgpt_jax import config as config_lib
 from siamgpt_jax import hub
 from siamgpt_jax.corpus.selection import SelectionConfig
 from siamgpt_jax.loader.pipeline import LoaderConfig
-from siamgpt_jax.model.config import AttentionName, Qwen3Config, RematName, preset
-from siamgpt_jax.model.kernels import KERNELS
+from siamgpt_jax.model.config import DTYPE_NAMES, Attention, Kernels, Qwen3Config, Remat, preset
 from siamgpt_jax.parallel.mesh import MeshConfig
 from siamgpt_jax.train.checkpoint import CheckpointConfig
 from siamgpt_jax.train.optimizer import OptimConfig
+from siamgpt_jax.train.spec import StepSpec
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,12 @@ class ModelConfig:
     hf_path: str | None = None  # import weights from this HF safetensors folder or hub id (ORG/NAME[@REVISION])
     params_checkpoint: str | None = None  # or from `siamgpt-jax import-hf`'s output: faster to start
     overrides: dict[str, Any] = field(default_factory=dict)  # Qwen3Config fields on top of the preset
-    param_dtype: Literal["float32", "bfloat16"] = "float32"
-    dtype: Literal["float32", "bfloat16"] = "bfloat16"
-    remat: RematName = "full"  # model/config.py REMAT_NAMES
-    attention: AttentionName = "auto"  # model/config.py ATTENTION_NAMES
-    kernels: Literal[KERNELS] = "auto"  # layer ops: auto = the CPU kernels on the CPU backend (model/kernels.py)
+    # The step's model-build choices; defaults and meanings in train/spec.py (StepSpec).
+    param_dtype: Literal[DTYPE_NAMES] = StepSpec.param_dtype  # type: ignore[valid-type]
+    dtype: Literal[DTYPE_NAMES] = StepSpec.compute_dtype  # type: ignore[valid-type]
+    remat: Remat = StepSpec.remat
+    attention: Attention = StepSpec.attention
+    kernels: Kernels = StepSpec.kernels  # auto = the CPU kernels on the CPU backend (model/kernels.py)
 
     def architecture(self) -> Qwen3Config:
         """The Qwen3Config this section describes (reads config.json for an HF import)."""
@@ -80,9 +81,9 @@ class ModelConfig:
 class TrainLoopConfig:
     steps: int = 100
     global_batch: int = 8  # sequences per optimizer step, across all hosts
-    micro_batches: int = 1  # gradient accumulation inside the jitted step
-    loss_chunk: int = 1024  # tokens per chunk of the LM-head + cross-entropy
-    z_loss: float = 0.0
+    micro_batches: int = StepSpec.micro_batches  # gradient accumulation inside the jitted step
+    loss_chunk: int = StepSpec.loss_chunk  # tokens of each row per chunk of the LM-head + cross-entropy
+    z_loss: float = StepSpec.z_loss
     log_every: int = 1
     eval_every: int = 0  # 0 = no eval
     eval_batches: int = 4
@@ -109,6 +110,13 @@ class JobConfig:
     train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
+
+    def step_spec(self) -> StepSpec:
+        """What this job's train step computes: the one StepSpec the trainer, `mesh` and AOT use."""
+        return StepSpec(seq_len=self.data.seq_len, global_batch=self.train.global_batch,
+                        micro_batches=self.train.micro_batches, param_dtype=self.model.param_dtype,
+                        compute_dtype=self.model.dtype, remat=self.model.remat, attention=self.model.attention,
+                        kernels=self.model.kernels, loss_chunk=self.train.loss_chunk, z_loss=self.train.z_loss)
 
 
 def load_job_config(path: str | Path | None, overrides: list[str] | None = None) -> JobConfig:

@@ -23,7 +23,7 @@ import numpy as np
 
 from siamgpt_jax import config as config_lib
 from siamgpt_jax.convert.errors import CheckpointError
-from siamgpt_jax.model.config import PEAK_TFLOPS, dtype_of, flops_per_token
+from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token
 from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.sharding import logical_to_spec
@@ -33,7 +33,6 @@ from siamgpt_jax.train.optimizer import learning_rate_schedule
 from siamgpt_jax.train.run_folder import check_resume_config, prepare_fresh_start, truncate_metrics
 from siamgpt_jax.train.setup import setup_from_model
 from siamgpt_jax.train.state import ModelDef, abstract_train_state
-from siamgpt_jax.train.step import StepConfig
 
 
 
@@ -56,14 +55,9 @@ class TrainResult:
 
 
 def build_model(cfg: JobConfig, mesh, rules):
-    """Random init from a preset, an HF import or a params checkpoint, placed directly on the mesh."""
-    kwargs = dict(
-        param_dtype=dtype_of(cfg.model.param_dtype),
-        dtype=dtype_of(cfg.model.dtype),
-        remat=cfg.model.remat,
-        attention=cfg.model.attention,
-        kernels=cfg.model.kernels,
-    )
+    """Random init from a preset, an HF import or a params checkpoint, placed directly on the mesh,
+    built with the step spec's model choices."""
+    kwargs = cfg.step_spec().model_options()
     if cfg.model.hf_path:
         from siamgpt_jax.convert import load_hf
         from siamgpt_jax.hub import resolve_model
@@ -265,9 +259,8 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
     check_batch_divides_mesh(cfg.train.global_batch, cfg.train.micro_batches, mesh, rules)
 
     model = build_model(cfg, mesh, rules)
-    step_cfg = StepConfig(cfg.train.micro_batches, cfg.train.loss_chunk, cfg.train.z_loss)
     schedule = learning_rate_schedule(cfg.optim, cfg.train.steps)
-    setup, state = setup_from_model(model, cfg.optim, cfg.train.steps, step_cfg, mesh, rules, schedule=schedule)
+    setup, state = setup_from_model(model, cfg.optim, cfg.train.steps, cfg.step_spec(), mesh, rules, schedule=schedule)
     del model
     model_def, optimizer, shardings, in_sharding = setup.model_def, setup.optimizer, setup.shardings, setup.batch_sharding
 

@@ -7,7 +7,6 @@ mean of per-micro-batch means, so micro-batching never changes the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
@@ -19,23 +18,17 @@ from siamgpt_jax.sharding import Rules, constrain, logical_to_spec, use_mesh_rul
 from siamgpt_jax.train.loss import chunked_cross_entropy
 from siamgpt_jax.train.state import ModelDef, TrainState
 from siamgpt_jax.train.cpu_tuning import compiler_options
+from siamgpt_jax.train.spec import StepSpec
 from siamgpt_jax.loader import BATCH_KEYS
 
 Batch = dict[str, jax.Array]  # inputs, targets, loss_mask, segment_ids, positions: [B, S]
 
 
-@dataclass(frozen=True)
-class StepConfig:
-    micro_batches: int = 1
-    loss_chunk: int = 1024
-    z_loss: float = 0.0
-
-
-def _loss_sums(model_def: ModelDef, params, batch: Batch, cfg: StepConfig):
+def _loss_sums(model_def: ModelDef, params, batch: Batch, spec: StepSpec):
     model = model_def.merge(params)
     hidden = model.hidden_states(batch["inputs"], positions=batch["positions"], segment_ids=batch["segment_ids"])
     sums = chunked_cross_entropy(
-        hidden, model.lm_head_kernel(), batch["targets"], batch["loss_mask"], chunk=cfg.loss_chunk, z_loss=cfg.z_loss,
+        hidden, model.lm_head_kernel(), batch["targets"], batch["loss_mask"], chunk=spec.loss_chunk, z_loss=spec.z_loss,
         kernels=model.kernels,
     )
     return sums.total, (sums.ce, sums.tokens, sums.z)
@@ -58,18 +51,20 @@ def global_norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
 
 
-def make_grad_fn(model_def: ModelDef, cfg: StepConfig) -> Callable[[dict, Batch], tuple[dict, tuple]]:
+def make_grad_fn(model_def: ModelDef, spec: StepSpec) -> Callable[[dict, Batch], tuple[dict, tuple]]:
     """(params, batch) -> (grads of the summed token loss, (ce_sum, n_tokens, z_sum)), all fp32.
 
     Sums, not means: divide by n_tokens for the mean. Micro-batches are accumulated inside (a scan),
-    so the result does not depend on `cfg.micro_batches`. The train step and the layout
-    equivalence tests share this function.
+    so the result does not depend on `spec.micro_batches`. The train step and the layout
+    equivalence tests share this function. A batch of another shape than the spec's is a
+    StepSpecError when the step is traced.
     """
-    grad_fn = jax.grad(lambda p, b: _loss_sums(model_def, p, b, cfg), has_aux=True)
+    grad_fn = jax.grad(lambda p, b: _loss_sums(model_def, p, b, spec), has_aux=True)
 
     def grads_and_sums(params, batch: Batch):
+        spec.check_batch_shape(batch["inputs"].shape)
         batch = {k: constrain(batch[k], ("batch", "seq")) for k in BATCH_KEYS}
-        if cfg.micro_batches == 1:
+        if spec.micro_batches == 1:
             return grad_fn(params, batch)
 
         def accumulate(carry, micro_batch):
@@ -81,17 +76,17 @@ def make_grad_fn(model_def: ModelDef, cfg: StepConfig) -> Callable[[dict, Batch]
             jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params),
             (jnp.float32(0), jnp.float32(0), jnp.float32(0)),
         )
-        out, _ = jax.lax.scan(accumulate, zeros, _split_micro(batch, cfg.micro_batches))
+        out, _ = jax.lax.scan(accumulate, zeros, _split_micro(batch, spec.micro_batches))
         return out
 
     return grads_and_sums
 
 
 def make_train_step(
-    model_def: ModelDef, optimizer: optax.GradientTransformation, cfg: StepConfig, schedule: Callable | None = None
+    model_def: ModelDef, optimizer: optax.GradientTransformation, spec: StepSpec, schedule: Callable | None = None
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """The pure step function (not yet jitted)."""
-    grads_and_sums = make_grad_fn(model_def, cfg)
+    grads_and_sums = make_grad_fn(model_def, spec)
 
     def train_step(state: TrainState, batch: Batch):
         grads, (ce, n_tokens, z) = grads_and_sums(state.params, batch)
@@ -113,10 +108,11 @@ def make_train_step(
     return train_step
 
 
-def make_eval_step(model_def: ModelDef, cfg: StepConfig) -> Callable[[dict, Batch], dict[str, jax.Array]]:
+def make_eval_step(model_def: ModelDef, spec: StepSpec) -> Callable[[dict, Batch], dict[str, jax.Array]]:
     def eval_step(params, batch: Batch):
+        spec.check_batch_shape(batch["inputs"].shape, "eval batch")
         batch = {k: constrain(batch[k], ("batch", "seq")) for k in BATCH_KEYS}
-        _, (ce, n_tokens, _) = _loss_sums(model_def, params, batch, cfg)
+        _, (ce, n_tokens, _) = _loss_sums(model_def, params, batch, spec)
         return {"loss_sum": ce, "loss_tokens": n_tokens}
 
     return eval_step

@@ -79,10 +79,10 @@ def test_mesh_plan_of_a_config_is_what_train_runs_and_the_32b_config_fits(tmp_pa
     assert main(["mesh", "plan", "--config", "configs/qwen3-32b-sft.yaml", "--json", str(out_json)]) == 0
     text = capsys.readouterr().out
     data = json.loads(out_json.read_text())
-    w = data["workload"]
-    # the config's own workload, mesh and device count, not the command's defaults
+    w = data["step"]
+    # the config's own step spec, mesh and device count, not the command's defaults
     assert (w["seq_len"], w["global_batch"], w["micro_batches"]) == (4096, 128, 1)
-    assert (w["remat"], w["attention"], w["logits_chunk"], w["param_dtype"], w["compute_dtype"]) == (
+    assert (w["remat"], w["attention"], w["loss_chunk"], w["param_dtype"], w["compute_dtype"]) == (
         "full", "auto", 1024, "float32", "bfloat16")
     assert (data["devices"], data["hosts"]) == (64, 8) and len(data["plans"]) == 1
     plan = data["plans"][0]
@@ -99,7 +99,7 @@ def test_one_list_of_attention_and_remat_names_for_every_command():
     import argparse
     import typing
 
-    from siamgpt_jax.model.config import ATTENTION_NAMES, REMAT_NAMES
+    from siamgpt_jax.model.config import ATTENTION_NAMES, REMAT_NAMES, Attention, Kernels, Remat
     from siamgpt_jax.layout import cli as mesh_cli
     from siamgpt_jax.train.config import ModelConfig
 
@@ -110,7 +110,29 @@ def test_one_list_of_attention_and_remat_names_for_every_command():
         opts = {a.dest: a for a in sub._actions}
         assert tuple(opts["attention"].choices) == ATTENTION_NAMES and tuple(opts["remat"].choices) == REMAT_NAMES
     hints = typing.get_type_hints(ModelConfig)
-    assert typing.get_args(hints["attention"]) == ATTENTION_NAMES and typing.get_args(hints["remat"]) == REMAT_NAMES
+    assert hints["attention"] is Attention and hints["remat"] is Remat and hints["kernels"] is Kernels
+    assert ATTENTION_NAMES == tuple(Attention) and REMAT_NAMES == tuple(Remat)
+
+
+def test_every_step_choice_has_one_default_the_config_and_mesh_read():
+    """train's config sections take their step defaults from StepSpec, and `mesh` plans a config's
+    step spec field for field (flags win)."""
+    from siamgpt_jax.layout import cli as mesh_cli
+    from siamgpt_jax.train.config import JobConfig
+    from siamgpt_jax.train.spec import StepSpec
+
+    job = JobConfig()
+    assert job.step_spec() == StepSpec(seq_len=job.data.seq_len, global_batch=job.train.global_batch)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    mesh_cli.add_arguments(parser)
+    args = parser.parse_args(["plan", "--config", "configs/qwen3-32b-sft.yaml", "--loss-chunk", "512",
+                              "--remat", "dots"])
+    mesh_cli._apply_config(args)
+    from siamgpt_jax.train.config import load_job_config
+
+    assert args.spec == load_job_config("configs/qwen3-32b-sft.yaml").step_spec().replace(loss_chunk=512, remat="dots")
 
 
 def test_mesh_compile_and_bench_work_with_their_defaults(capsys):

@@ -1,4 +1,3 @@
-import importlib.util
 import textwrap
 
 import jax
@@ -8,19 +7,19 @@ import pytest
 from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.layout.compiled import bench_layouts, compile_report, count_collectives
 from siamgpt_jax.parallel.mesh import MeshConfig
-from siamgpt_jax.layout.planner import Workload
 from siamgpt_jax.sharding import named_sharding
+from siamgpt_jax.train.spec import StepSpec
 
 TINY = Qwen3Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_window_layers=2)
 
 
-def mlp_step_factory(model_config, mesh, rules, *, seq_len, global_batch, micro_batches, param_dtype,
-                     compute_dtype, remat):
+def mlp_step_factory(model_config, mesh, rules, spec: StepSpec):
     """A small but real sharded train step (scan over layers of a SiLU MLP, SGD), honouring the
-    compile_for_layout contract, so the compile/bench machinery is tested without the SFT step."""
+    step_factory contract, so the compile/bench machinery is tested without the SFT step."""
     L, D, F = model_config.num_hidden_layers, model_config.hidden_size, model_config.intermediate_size
-    dt = jnp.dtype(param_dtype)
+    dt = jnp.dtype(spec.param_dtype)
+    seq_len, global_batch = spec.seq_len, spec.global_batch
 
     def abstract(shape, axes, dtype):
         return jax.ShapeDtypeStruct(shape, dtype, sharding=named_sharding(axes, shape, mesh, rules))
@@ -70,8 +69,8 @@ def test_count_collectives_weights_loop_bodies_by_trip_count():
 
 @pytest.mark.parametrize("layout, gathers", [({"data": 1, "fsdp": 8}, True), ({"data": 8}, False)])
 def test_compile_report_on_virtual_devices(layout, gathers):
-    r = compile_report(TINY, MeshConfig(**layout), seq_len=8, global_batch=8, param_dtype="float32",
-                       compute_dtype="float32", step_factory=mlp_step_factory)
+    r = compile_report(TINY, MeshConfig(**layout), StepSpec(seq_len=8, global_batch=8, compute_dtype="float32"),
+                       step_factory=mlp_step_factory)
     xm, coll = r["xla_memory_bytes"], r["xla_collectives"]
     params_per_device = 2 * 2 * 64 * 128 * 4 // (8 if gathers else 1)
     assert xm["argument"] >= params_per_device and xm["peak_estimate"] > 0
@@ -82,7 +81,7 @@ def test_compile_report_on_virtual_devices(layout, gathers):
 
 
 def test_bench_layouts_side_by_side():
-    w = Workload(seq_len=8, global_batch=8, param_dtype="float32", compute_dtype="float32")
+    w = StepSpec(seq_len=8, global_batch=8, compute_dtype="float32")
     res = bench_layouts(TINY, [MeshConfig(data=8), MeshConfig(data=2, fsdp=4)], w, steps=2, warmup=1,
                         step_factory=mlp_step_factory, log=lambda s: None)
     assert [r["mesh"]["fsdp"] for r in res] == [1, 4]
@@ -90,10 +89,8 @@ def test_bench_layouts_side_by_side():
     assert all(r["median_step_s"] > 0 for r in res)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("siamgpt_jax.train.aot") is None,
-                    reason="needs the SFT step (siamgpt_jax.train.aot)")
 def test_compile_report_with_the_real_train_step():
-    r = compile_report(TINY, MeshConfig(data=2, fsdp=4), seq_len=16, global_batch=8, param_dtype="float32",
-                       compute_dtype="float32")
+    r = compile_report(TINY, MeshConfig(data=2, fsdp=4), StepSpec(seq_len=16, global_batch=8, compute_dtype="float32",
+                                                                   attention="xla"))
     assert r["xla_collectives"]["all-gather"]["count"] > 0
     assert 0.5 < r["memory_ratio_planner_over_xla"] < 2.0

@@ -5,14 +5,14 @@ import pytest
 from siamgpt_jax.model.config import Qwen3Config, param_count, param_logical_axes, param_shapes
 from siamgpt_jax.parallel.mesh import MeshConfig
 from siamgpt_jax.config import parse_size
-from siamgpt_jax.layout.planner import (Hardware, Workload, candidate_layouts, plan_all,
-                                          plan_layout)
+from siamgpt_jax.layout.planner import Hardware, candidate_layouts, plan_all, plan_layout
+from siamgpt_jax.train.spec import StepSpec
 
 # 106,880 params: 106,496 in matrices (all carry `embed`, so FSDP splits them) + 384 in norms.
 TINY = Qwen3Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False,
                    max_window_layers=2)
-W = Workload(seq_len=16, global_batch=8, param_dtype="float32", compute_dtype="float32", remat="full",
+W = StepSpec(seq_len=16, global_batch=8, param_dtype="float32", compute_dtype="float32", remat="full",
              attention="cudnn")
 HW = Hardware()
 
@@ -40,7 +40,7 @@ def test_fsdp8_vs_data8_params_grads_optimizer_by_hand():
 
 
 def test_micro_batching_adds_a_grad_accumulator():
-    p = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=16, micro_batches=2), HW, 8)
+    p = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=16, micro_batches=2), HW, 8)
     assert p.memory["grads"] == 2 * 106_880 * 4
 
 
@@ -89,7 +89,7 @@ def test_activations_and_logits_by_hand():
     assert loss_phase == 118_784 and p.memory["logits"] == 0
     assert p.memory["total"] == sum(p.memory[k] for k in ("params", "grads", "optimizer", "activations",
                                                           "logits", "gathered_weights"))
-    none = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, param_dtype="float32",
+    none = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, param_dtype="float32",
                                                           compute_dtype="float32", remat="none"), HW, 8)
     # no remat: every layer keeps 4 [B,S,D] (input, 2 norms, residual), 3 q-sized (proj, rope,
     # attention out), 3 kv-sized (k proj, k rope, v), 2 mlp-sized (gate, up), the rsqrt per row
@@ -102,10 +102,10 @@ def test_activations_and_logits_by_hand():
     # the loss phase (118,784) exceeds that layer phase (92,928) by 25,856
     assert none.memory["logits"] == 118_784 - (sliced + backward) == 25_856
     # chunk of 4 tokens: 4 x 256 x 12 + 4,096 + 65,536 = 81,920, under the layer phase
-    chunked = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
-                                                             remat="none", logits_chunk=4), HW, 8)
+    chunked = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="float32",
+                                                             remat="none", loss_chunk=4), HW, 8)
     assert chunked.memory["logits"] == 0 and chunked.memory["activations"] == none.memory["activations"]
-    xla = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
+    xla = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="float32",
                                                          remat="none", attention="xla"), HW, 8)
     # per layer: [B,H,S,S] scores + probs (fp32) and the softmax's row max and sum [1,4,16] x 2
     # (fp32) instead of the lse, kept and sliced alike; once per step the [B,H,S,S] bool mask
@@ -113,13 +113,13 @@ def test_activations_and_logits_by_hand():
     assert xla.memory["activations"] - none.memory["activations"] == 2 * per_layer + per_layer + 4 * 16 * 16
     # chunked keeps what flash keeps; its backward adds one query block's fp32 probabilities:
     # [1, 4, block 16, 16] x 4
-    chunk = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="float32",
+    chunk = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="float32",
                                                            remat="none", attention="chunked"), HW, 8)
     assert chunk.memory["activations"] - none.memory["activations"] == 4 * 16 * 16 * 4
 
 
 def test_embedding_table_and_lm_head_terms():
-    none = Workload(seq_len=16, global_batch=8, param_dtype="float32", compute_dtype="float32", remat="none")
+    none = StepSpec(seq_len=16, global_batch=8, param_dtype="float32", compute_dtype="float32", remat="none")
     base = plan_layout(TINY, MeshConfig(data=8), none, HW, 8)
     # tied: the loss's dW residual [64, 256] fp32 outlives the layer backward (it joins the
     # embedding grad after it); the loss phase no longer counts it separately
@@ -134,9 +134,9 @@ def test_embedding_table_and_lm_head_terms():
     layer_phase = 35_584 + 57_344 + 256 * 64 * 4
     assert fsdp.memory["logits"] == max(0, 118_784 + 64 * 256 * 4 - layer_phase) == 25_856
     # bf16 compute without FSDP: the table and the head are bf16 casts of the fp32 params
-    bf16 = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="bfloat16",
+    bf16 = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="bfloat16",
                                                           remat="none"), HW, 8)
-    half = plan_layout(TINY, MeshConfig(data=8), Workload(seq_len=16, global_batch=8, compute_dtype="bfloat16",
+    half = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="bfloat16",
                                                           param_dtype="bfloat16", remat="none"), HW, 8)
     # (and, without remat, the layers' bf16 weight casts kept for the backward: 73,728 x 2 B,
     # test_remat_none_keeps_the_compute_dtype_weight_copies)
@@ -182,11 +182,11 @@ def test_candidates_respect_divisibility_and_hosts():
 
 def test_errors_and_sizes():
     with pytest.raises(ValueError, match="batch=4 is not divisible"):  # micro-batch of 4 over fsdp=8
-        plan_layout(TINY, MeshConfig(data=1, fsdp=8), Workload(seq_len=16, global_batch=8, micro_batches=2), HW, 8)
+        plan_layout(TINY, MeshConfig(data=1, fsdp=8), StepSpec(seq_len=16, global_batch=8, micro_batches=2), HW, 8)
     with pytest.raises(ValueError, match="not divisible by micro_batches"):
-        Workload(seq_len=16, global_batch=9, micro_batches=2)
-    with pytest.raises(ValueError, match="remat policy"):
-        Workload(seq_len=16, global_batch=8, remat="some")
+        StepSpec(seq_len=16, global_batch=9, micro_batches=2)
+    with pytest.raises(ValueError, match="remat 'some' is not one of"):
+        StepSpec(seq_len=16, global_batch=8, remat="some")
     assert parse_size("80GiB") == 80 * 2**30 and parse_size("450GB/s") == 450e9 and parse_size("1e3") == 1000
     with pytest.raises(ValueError, match="cannot parse size"):
         parse_size("80 parsecs")
@@ -198,7 +198,7 @@ def test_remat_none_keeps_the_compute_dtype_weight_copies():
     # shaped like the local weight shards). TINY's layer matrices: 2 layers x (q 4,096 + k 2,048 +
     # v 2,048 + o 4,096 + gate/up/down 3 x 8,192) = 73,728 elements; norms stay fp32, uncast.
     def activations(mesh, param_dtype, remat):
-        w = Workload(seq_len=16, global_batch=8, param_dtype=param_dtype, compute_dtype="bfloat16", remat=remat)
+        w = StepSpec(seq_len=16, global_batch=8, param_dtype=param_dtype, compute_dtype="bfloat16", remat=remat)
         return plan_layout(TINY, mesh, w, HW, 8).memory["activations"]
 
     # without FSDP fp32 params also cost the embedding table's bf16 cast [256, 64] (with FSDP the

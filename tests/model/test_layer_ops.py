@@ -14,7 +14,8 @@ from flax import nnx
 from siamgpt_jax.model import layer_ops
 from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.model.cpu_kernels import dense, rms_norm, swiglu_down
-from siamgpt_jax.model.kernels import KERNELS, layer_ops_for, resolve_kernels
+from siamgpt_jax.model.config import KERNEL_NAMES
+from siamgpt_jax.model.kernels import layer_ops_for, resolve_kernels
 from siamgpt_jax.model.qwen3 import REMAT_POLICIES, Qwen3, _layer, init_model, remat_policy
 from siamgpt_jax.model.rope import cos_sin
 from siamgpt_jax.train.cpu_tuning import compiler_options
@@ -213,7 +214,7 @@ def test_dense_compiles_with_no_transposed_copy_on_cpu(x_shape, w_shape, spec):
 
 
 def test_kernels_auto_picks_the_cpu_kernels_only_on_the_cpu_backend():
-    assert KERNELS == ("auto", "xla", "cpu")
+    assert KERNEL_NAMES == ("auto", "xla", "cpu")
     assert resolve_kernels("auto") == ("cpu" if jax.default_backend() == "cpu" else "xla")
     assert (resolve_kernels("xla"), resolve_kernels("cpu")) == ("xla", "cpu")
     assert layer_ops_for("xla").dense is layer_ops.dense and layer_ops_for("cpu").dense is dense
@@ -231,13 +232,14 @@ def _logits_loss_and_grads(kernels, mesh_axes, remat):
     """A tiny model's logits, and its chunked train loss and grads (train/step.py's grad function),
     fp32, with `kernels`, traced under a mesh of `mesh_axes` (or none)."""
     from siamgpt_jax.train.state import ModelDef
-    from siamgpt_jax.train.step import StepConfig, make_grad_fn
+    from siamgpt_jax.train.spec import StepSpec
+    from siamgpt_jax.train.step import make_grad_fn
     from tests.train.helpers import packed_batch
 
     model = init_model(TINY, dtype=jnp.float32, remat=remat, attention="xla", kernels=kernels)
     model_def, params = ModelDef.split(model)
     batch = {k: jnp.asarray(v) for k, v in packed_batch(0, batch=4, seq_len=16, vocab=96).items()}
-    grad_fn = make_grad_fn(model_def, StepConfig(loss_chunk=8))
+    grad_fn = make_grad_fn(model_def, StepSpec(seq_len=16, global_batch=4, loss_chunk=8))
 
     def logits_and_grads(params, batch):
         logits = model_def.merge(params)(batch["inputs"], batch["positions"], batch["segment_ids"])

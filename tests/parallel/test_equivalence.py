@@ -16,7 +16,8 @@ from siamgpt_jax.model.qwen3 import abstract_model
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
 from siamgpt_jax.sharding import DEFAULT_RULES, use_mesh_rules
 from siamgpt_jax.train.state import ModelDef
-from siamgpt_jax.train.step import StepConfig, batch_sharding, make_grad_fn
+from siamgpt_jax.train.spec import StepSpec
+from siamgpt_jax.train.step import batch_sharding, make_grad_fn
 
 from tests.train.helpers import packed_batch
 
@@ -41,7 +42,7 @@ MODEL_DEF, PARAMS = _model_def_and_params()
 
 
 def _grad_fn(micro_batches):
-    return make_grad_fn(MODEL_DEF, StepConfig(micro_batches=micro_batches, loss_chunk=16))
+    return make_grad_fn(MODEL_DEF, StepSpec(seq_len=16, global_batch=8, micro_batches=micro_batches, loss_chunk=16))
 
 
 def _batch():
@@ -142,7 +143,7 @@ def test_chunked_attention_on_a_mesh_matches_the_reference_path(layout):
     single-device reference path's loss and grads."""
     chunked_def, _ = ModelDef.split(abstract_model(CFG, **{**MODEL_KW, "attention": "chunked"}))
     batch = packed_batch(5, batch=8, seq_len=160)
-    cfg = StepConfig(loss_chunk=32)
+    cfg = StepSpec(seq_len=160, global_batch=8, loss_chunk=32)
     ref_fn = jax.jit(make_grad_fn(MODEL_DEF, cfg))
     ref_grads, (ce, n, _) = ref_fn.lower(PARAMS, batch).compile(FAST_COMPILE)(PARAMS, batch)
     ref_loss = float(ce / n)

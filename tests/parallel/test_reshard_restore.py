@@ -9,7 +9,8 @@ from siamgpt_jax.sharding import DEFAULT_RULES
 from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
 from siamgpt_jax.train.optimizer import OptimConfig, make_optimizer
 from siamgpt_jax.train.state import abstract_train_state, create_train_state, state_shardings
-from siamgpt_jax.train.step import StepConfig, batch_sharding, jit_train_step, make_train_step
+from siamgpt_jax.train.spec import StepSpec
+from siamgpt_jax.train.step import batch_sharding, jit_train_step, make_train_step
 
 from tests.parallel.test_equivalence import FAST_COMPILE, MODEL_DEF, PARAMS
 from tests.train.helpers import packed_batch
@@ -18,7 +19,7 @@ OPTIMIZER = make_optimizer(OptimConfig(learning_rate=1e-2, warmup_steps=0, decay
 
 
 def _compiled_step(mesh, shardings, state, batch):
-    step = jit_train_step(make_train_step(MODEL_DEF, OPTIMIZER, StepConfig(loss_chunk=16)), mesh, DEFAULT_RULES,
+    step = jit_train_step(make_train_step(MODEL_DEF, OPTIMIZER, StepSpec(seq_len=16, global_batch=8, loss_chunk=16)), mesh, DEFAULT_RULES,
                           shardings)
     return step.lower(state, batch).compile(FAST_COMPILE)
 

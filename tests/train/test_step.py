@@ -7,7 +7,8 @@ import pytest
 from siamgpt_jax.model.qwen3 import init_model
 from siamgpt_jax.train.optimizer import OptimConfig, make_optimizer
 from siamgpt_jax.train.state import ModelDef, create_train_state
-from siamgpt_jax.train.step import StepConfig, jit_train_step, make_train_step
+from siamgpt_jax.train.spec import StepSpec
+from siamgpt_jax.train.step import jit_train_step, make_train_step
 
 from .helpers import TINY, packed_batch
 
@@ -25,7 +26,7 @@ def _one_step(micro: int):
     # without Adam's 1/|g| amplifying rounding noise in near-zero entries
     opt = optax.sgd(1.0)
     state = create_train_state(params, opt)
-    step = jit_train_step(make_train_step(model_def, opt, StepConfig(micro_batches=micro, loss_chunk=16)), None, None, None)
+    step = jit_train_step(make_train_step(model_def, opt, StepSpec(seq_len=32, global_batch=4, micro_batches=micro, loss_chunk=16)), None, None, None)
     batch = {k: jnp.asarray(v) for k, v in packed_batch(0, batch=4, seq_len=32).items()}
     new_state, metrics = step(state, batch)
     return new_state, jax.device_get(metrics)
@@ -59,7 +60,8 @@ def test_loss_is_masked_token_mean_of_model_cross_entropy():
 def test_loss_falls_when_fitting_a_fixed_batch():
     model_def, opt, params = _state_and_def()
     state = create_train_state(params, opt)
-    step = jit_train_step(make_train_step(model_def, opt, StepConfig(loss_chunk=16)), None, None, None)
+    step = jit_train_step(make_train_step(model_def, opt, StepSpec(seq_len=32, global_batch=2, loss_chunk=16)),
+                          None, None, None)
     batch = {k: jnp.asarray(v) for k, v in packed_batch(2, batch=2, seq_len=32).items()}
     losses = []
     for _ in range(8):
@@ -69,9 +71,30 @@ def test_loss_falls_when_fitting_a_fixed_batch():
 
 
 def test_micro_batches_must_divide_the_batch():
+    with pytest.raises(ValueError, match="not divisible by micro_batches=3"):
+        StepSpec(seq_len=16, global_batch=4, micro_batches=3)
+
+
+def test_a_batch_of_another_shape_than_the_spec_is_refused_when_traced():
     model_def, opt, params = _state_and_def()
     state = create_train_state(params, opt)
-    step = jit_train_step(make_train_step(model_def, opt, StepConfig(micro_batches=3)), None, None, None)
+    step = jit_train_step(make_train_step(model_def, opt, StepSpec(seq_len=16, global_batch=2)), None, None, None)
     batch = {k: jnp.asarray(v) for k, v in packed_batch(0, batch=4, seq_len=16).items()}
-    with pytest.raises(ValueError, match="not divisible by micro_batches=3"):
+    with pytest.raises(ValueError, match=r"batch has shape \[4, 16\] but the step spec says \[global_batch=2, seq_len=16\]"):
         step(state, batch)
+
+
+def test_the_spec_validates_its_choices_and_the_setup_checks_the_model_against_it():
+    from siamgpt_jax.model.qwen3 import abstract_model
+    from siamgpt_jax.train.optimizer import OptimConfig
+    from siamgpt_jax.train.setup import setup_from_model
+
+    with pytest.raises(ValueError, match="attention 'flash' is not one of"):
+        StepSpec(seq_len=16, global_batch=2, attention="flash")
+    with pytest.raises(ValueError, match="compute_dtype 'fp16' is not one of"):
+        StepSpec(seq_len=16, global_batch=2, compute_dtype="fp16")
+    spec = StepSpec(seq_len=16, global_batch=2, remat="dots", compute_dtype="float32")
+    assert spec.remat == "dots" and spec.micro_batch == 2
+    model = abstract_model(TINY, **spec.replace(remat="none").model_options())
+    with pytest.raises(ValueError, match=r"remat=none \(spec: dots\)"):
+        setup_from_model(model, OptimConfig(), 10, spec, None, None)

@@ -184,7 +184,8 @@ def main() -> None:
     import torch
 
     from siamgpt_jax.testing import make_hf_model
-    from siamgpt_jax.model.kernels import KERNELS, resolve_kernels
+    from siamgpt_jax.model.config import KERNEL_NAMES
+    from siamgpt_jax.model.kernels import resolve_kernels
 
     torch.set_num_threads(threads)
     hf = make_hf_model(**model_kwargs(a)).train()
@@ -199,8 +200,8 @@ def main() -> None:
     paths = {"jax": jax_step, "torch": torch_step}
     also = [k for k in a.also_kernels.split(",") if k]
     for k in [a.kernels, *also]:
-        if k not in KERNELS:
-            raise SystemExit(f"--kernels/--also-kernels: {k!r} is not one of {list(KERNELS)}")
+        if k not in KERNEL_NAMES:
+            raise SystemExit(f"--kernels/--also-kernels: {k!r} is not one of {list(KERNEL_NAMES)}")
     also_mib = {}
     for k in also:
         paths[f"jax[{k}]"], also_mib[k] = build_jax_step(a, k)

@@ -115,13 +115,15 @@ def build_jax(cfg, batch: dict, opt, total_steps: int, loss_chunk: int, remat: s
     from siamgpt_jax.model.qwen3 import init_model
     from siamgpt_jax.train.setup import make_setup
     from siamgpt_jax.train.state import ModelDef, create_train_state
-    from siamgpt_jax.train.step import StepConfig
+    from siamgpt_jax.train.spec import StepSpec
 
-    model = init_model(cfg, seed=0, param_dtype=jnp.float32, dtype=jnp.float32, remat=remat, attention=attention)
+    rows, seq_len = batch["inputs"].shape
+    spec = StepSpec(seq_len=seq_len, global_batch=rows, param_dtype="float32", compute_dtype="float32", remat=remat,
+                    attention=attention, loss_chunk=loss_chunk)
+    model = init_model(cfg, seed=0, **spec.model_options())
     model_def, params = ModelDef.split(model)
     host_params = jax.tree.map(np.array, params)  # the step donates the state: copy for torch first
-    setup = make_setup(model_def, opt, total_steps, StepConfig(micro_batches=1, loss_chunk=loss_chunk), None, None,
-                       cpu_tuning=cpu_tuning)
+    setup = make_setup(model_def, opt, total_steps, spec, None, None, cpu_tuning=cpu_tuning)
     train_step = setup.step
     jbatch = {k: jnp.asarray(v) for k, v in batch.items()}
     holder = {"state": create_train_state(params, setup.optimizer)}
