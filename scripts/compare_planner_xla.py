@@ -40,8 +40,8 @@ def main() -> int:
     ap.add_argument("--global-batch", type=int, default=16)
     ap.add_argument("--attention", default="xla", choices=["xla", "chunked"])
     ap.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16"])
-    ap.add_argument("--kernels", default="cpu", choices=["cpu", "xla"],
-                    help="layer ops lowered (default cpu: the ones the planner's saved-tensor table follows)")
+    ap.add_argument("--kernels", default="auto", choices=["auto", "xla", "cpu"],
+                    help="layer ops, planned and lowered (auto: the GPU path, xla, as `mesh` plans it)")
     args = ap.parse_args()
     rows = []
     total = len(SCALED) * len(LAYOUTS) * len(REMAT)

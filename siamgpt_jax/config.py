@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import re
 import types
 import typing
 from pathlib import Path
@@ -186,7 +187,6 @@ def parse_size(text: str | float | int) -> float:
     HF's convention: GB = 10^9, GiB = 2^30."""
     if isinstance(text, (int, float)):
         return float(text)
-    import re
 
     m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([a-zA-Z]*)\s*(/s)?\s*", str(text))
     if not m or m.group(2).lower() not in _SIZE_UNITS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -73,8 +74,6 @@ def validate_rules(
     """Every rule must name existing mesh axes (and, if `logical_names` is given, a known logical axis)."""
     for logical, axes in rules.items():
         if logical_names is not None and logical not in logical_names:
-            import difflib
-
             close = difflib.get_close_matches(logical, list(logical_names), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(logical_names)})"
             raise ShardingRuleError(f"sharding rule for unknown logical axis '{logical}'{hint}")

@@ -91,3 +91,53 @@ def test_no_module_import_cycles():
     for m in sorted(imports):
         if m not in state:
             visit(m)
+
+
+# Modules whose job is start-up (argument parsing, then one subcommand): they may import the
+# project's heavy modules inside the function that needs them, so `--help` and other commands stay fast.
+START_UP_MODULES = {"cli.py", "demo.py", "testing.py", "__main__.py"}
+
+
+def _local_imports(tree):
+    """(function def node, import node, imported module names) for every import inside a function."""
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    yield fn, node, [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    yield fn, node, [node.module or ""]
+
+
+def test_function_local_imports_are_only_the_lazy_ones_start_up_needs():
+    """A function-local import must earn its place: a third-party package the module does not
+    already import at its top (jax, torch, matplotlib, ... kept off the import path of modules
+    that need them rarely), the project's own modules inside a start-up module (cli*.py), or a
+    line (or its def) that says why with `# lazy: ...`. A stdlib module, or a project module in a
+    library module, goes at the top."""
+    import sys
+
+    wrong = []
+    for path in ROOT.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        tree = ast.parse(text)
+        at_top = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                at_top |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                at_top.add(node.module.split(".")[0])
+        start_up = path.name in START_UP_MODULES or path.name.startswith("cli_")
+        for fn, node, modules in _local_imports(tree):
+            if "# lazy:" in lines[node.lineno - 1] or "# lazy:" in lines[fn.lineno - 1]:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top == "siamgpt_jax":
+                    ok = start_up
+                else:
+                    ok = top not in sys.stdlib_module_names and top not in at_top
+                if not ok:
+                    wrong.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} in {fn.name}(): {module}")
+    assert not wrong, "move these imports to the module top (or say why with `# lazy: ...`):\n" + "\n".join(wrong)

@@ -4,6 +4,7 @@ starts from (model.params_checkpoint: CKPT_DIR) and `export-hf` reads, one tenso
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     from siamgpt_jax.errors import UserError
     from siamgpt_jax.hub import resolve_model
 

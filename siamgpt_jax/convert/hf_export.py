@@ -21,13 +21,14 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 import siamgpt_jax.convert.folders as folders
 import siamgpt_jax.convert.names as names
+from siamgpt_jax.config import ConfigError, parse_size
 from siamgpt_jax.convert.folders import INDEX_FILE, SINGLE_FILE, TOKENIZER_FILES
 from siamgpt_jax.convert.st_write import SafetensorsWriter
-from siamgpt_jax.config import ConfigError, parse_size
 from siamgpt_jax.errors import UserError
 from siamgpt_jax.model.config import Qwen3Config
 
@@ -40,8 +41,6 @@ DTYPES = ("bfloat16", "float32", "float16")
 def _host(x: jax.Array) -> np.ndarray:
     """The whole value on this host, gathering across processes when needed."""
     if not x.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
         x = multihost_utils.process_allgather(x, tiled=True)
     return np.asarray(x)
 

@@ -10,6 +10,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import yaml
+
 from siamgpt_jax.corpus.selection import DEDUP_MODES, SelectionConfig
 
 
@@ -46,7 +48,6 @@ def _read_config(path: Path | None):
 
     if path is None:
         return SelectionConfig(), LoaderConfig()
-    import yaml
 
     if not path.is_file():
         raise config_lib.ConfigError(f"config file not found: {path}")

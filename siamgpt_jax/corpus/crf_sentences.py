@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from siamgpt_jax.corpus.newmm import segment_chunk
+
 _PAD = "xxpad"  # crfcut's padding token, 2 on each side (window = 2)
 _TIE_MARGIN = 1e-7
 _SPACE_RUN_RE = re.compile(r"[ \t]+")  # what newmm's non-Thai pattern turns into one token
@@ -353,8 +355,6 @@ def cutter() -> CrfSentenceCutter:
     """The process-wide cutter over pythainlp's shipped crfcut model (loaded on first use)."""
     from pythainlp.corpus import corpus_path, thai_words
     from pythainlp.tokenize import crfcut
-
-    from siamgpt_jax.corpus.newmm import segment_chunk
 
     model = CrfModel(Path(corpus_path()) / crfcut._CRFCUT_DATA_FILENAME)
     # newmm's default dictionary is Trie(thai_words()), which strips each word

@@ -28,12 +28,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from siamgpt_jax.corpus import verify
+from siamgpt_jax.corpus import thai_text, verify
 from siamgpt_jax.corpus.readers import InputLine, read_shard, unique_files
 from siamgpt_jax.corpus.records import AUTOIF, Limits, Record, RecordError, encode_str, line_json, parse_line
 from siamgpt_jax.corpus.script import thai_share
 from siamgpt_jax.corpus.selection import FILTERS, SelectionConfig, dedup_key, filter_failures
+from siamgpt_jax.corpus.verify import STABILITY_CHECKS, lookup
 from siamgpt_jax.errors import UserError
+from siamgpt_jax.loader.token_counts import count_records, save_cached, summarize_streams
+from siamgpt_jax.loader.tokenizer import load_tokenizer
 
 CHUNK = 256
 # Instruction ids whose presence means the prompt asked for a non-Thai answer.
@@ -72,8 +75,6 @@ class Report:
 
 
 def _init_worker() -> None:
-    from siamgpt_jax.corpus import thai_text
-
     thai_text.count_words("อุ่นเครื่อง")  # loads newmm's dictionary now, not on the first record
 
 
@@ -290,8 +291,6 @@ def run_verification(
     """Verify `inputs` (files or folders of JSONL/Parquet shards) into `out_dir`; returns the Report
     also written to report.json. `tokens`: a loader.pipeline.LoaderConfig whose tokenizer, seq_len
     and rendering the token stage uses (None: no token stage); `tokenizer` an already loaded one."""
-    from siamgpt_jax.corpus.verify import STABILITY_CHECKS, lookup
-
     stability = STABILITY_CHECKS if stability_checks is None else tuple(stability_checks)
     for iid in stability:
         lookup(iid)  # fail fast on a misspelled id
@@ -299,8 +298,6 @@ def run_verification(
     files, repeats = unique_files(inputs)
     out_dir = check_out_dir(out_dir)
     if tokens is not None and tokenizer is None:
-        from siamgpt_jax.loader.tokenizer import load_tokenizer
-
         try:  # before the pass: a bad tokenizer path fails now
             tokenizer = load_tokenizer(tokens.tokenizer)
         except (OSError, ValueError) as e:
@@ -426,8 +423,6 @@ def run_verification(
     _write_outputs(out_dir, {"verified.jsonl": verified_lines, "rejected.jsonl": rejected_lines,
                              "report.json": [report.to_json()]})
     if counts is not None:  # train --plan and the train start-up then read these instead of counting again
-        from siamgpt_jax.loader.token_counts import save_cached
-
         save_cached(out_dir / "verified.jsonl", counts, tokenizer, tokens.train_on, tokens.empty_think)
     return report
 
@@ -435,8 +430,6 @@ def run_verification(
 def _token_stage(verified_lines: list[str], tokenizer, cfg, progress: bool):
     """Token counts of the verified records (as the loader will render them) and their summary
     (no timings in it: a rerun writes the same report)."""
-    from siamgpt_jax.loader.token_counts import count_records, summarize_streams
-
     recs = ((r["id"], r) for r in map(json.loads, verified_lines))
     counts = count_records(recs, tokenizer, train_on=cfg.train_on, empty_think=cfg.empty_think,
                            total=len(verified_lines), progress=progress)

@@ -293,8 +293,6 @@ def find_loop(text: str) -> str | None:
     positions in a row. One vectorised comparison covers every u at once; cumulative sums then find
     stretches of the needed length; units are tried shortest first, and a unit needs a letter.
     """
-    import numpy as np
-
     n = len(text)
     if n < SHORT_UNIT_REPEATS:
         return None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import re
 
+from siamgpt_jax.corpus import crf_sentences
 from siamgpt_jax.corpus.newmm import segment_chunk
 from siamgpt_jax.corpus.script import is_thai_text
 
@@ -134,8 +135,6 @@ _BOUND_PREFIXES = frozenset({"การ", "ความ", "นัก", "ผู�
 
 def _crfcut():
     """crfcut.segment, computed exactly but far cheaper by crf_sentences (same model, same output)."""
-    from siamgpt_jax.corpus import crf_sentences
-
     return crf_sentences.segment
 
 
@@ -150,8 +149,6 @@ def _latin_sentences(line: str) -> list[str]:
 @functools.lru_cache(maxsize=50_000)
 def _thai_line_sentences(line: str) -> int:
     """Sentence count of one Thai line (memoised: loose mode re-checks the same lines 8 times)."""
-    from siamgpt_jax.corpus import crf_sentences
-
     return crf_sentences.count(line)
 
 

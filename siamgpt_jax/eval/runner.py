@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from siamgpt_jax.errors import UserError
 from siamgpt_jax.eval import data, ifeval, judge, stability
+from siamgpt_jax.eval import report as report_mod
 from siamgpt_jax.eval.models import ModelEntry, slug
 from siamgpt_jax.eval.store import JsonlStore, fingerprint, write_atomic
 from siamgpt_jax.generate.backend import Backend, GenerationRequest, SamplingParams
@@ -343,8 +344,6 @@ def run_eval(models: list[ModelEntry], out: str | Path, settings: EvalSettings,
              backend_factory: Callable[[str], Backend] | None = None,
              judge_factory: Callable[[JudgeSettings], Backend] | None = None) -> dict[str, Any]:
     """Evaluate every model; returns the report (also written to OUT/report.{json,md} and OUT/scores.png)."""
-    from siamgpt_jax.eval import report as report_mod
-
     out = Path(out)
     unknown = sorted(set(settings.tasks) - set(TASKS))
     if unknown:

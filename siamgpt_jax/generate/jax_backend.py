@@ -16,13 +16,23 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh
 
+from siamgpt_jax.convert import load_hf
+from siamgpt_jax.convert.errors import CheckpointError
 from siamgpt_jax.errors import UserError
 from siamgpt_jax.generate.backend import Generation, GenerationRequest
 from siamgpt_jax.generate.prompts import fit_prompt, prompt_ids
 from siamgpt_jax.generate.sampler import Sampler, model_params
+from siamgpt_jax.hub import resolve_model
+from siamgpt_jax.loader.tokenizer import load_tokenizer
 from siamgpt_jax.model.config import Qwen3Config, dtype_of
-from siamgpt_jax.sharding import Rules
+from siamgpt_jax.model.qwen3 import param_shardings
+from siamgpt_jax.sharding import MESH_AXES, Rules
+from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
+from siamgpt_jax.train.export import find_checkpoint_dir, load_trained_model
 
 EOS_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
@@ -73,9 +83,6 @@ class JaxBackend:
                   mesh=None, rules: Rules | None = None, **options) -> "JaxBackend":
         """An HF folder (config.json + safetensors) or hub model id, a training run folder, its
         checkpoints folder or one step folder. param_dtype: None keeps the saved dtype. Other options go to __init__."""
-        from siamgpt_jax.hub import resolve_model
-        from siamgpt_jax.loader.tokenizer import load_tokenizer
-
         path = resolve_model(path).path  # a hub id ORG/NAME[@REV] comes from the hub cache; a path stays
         if not path.exists():
             raise UserError(f"{path}: no such model folder (expected an HF folder, a run folder or a checkpoint)")
@@ -141,11 +148,6 @@ class JaxBackend:
 def tensor_parallel_mesh(tensor: int, devices=None):
     """A mesh over all devices: `tensor` of them split each layer's heads (and the KV cache's KV
     heads), the rest split the batch rows."""
-    import numpy as np
-    from jax.sharding import Mesh
-
-    from siamgpt_jax.sharding import MESH_AXES
-
     devices = list(jax.devices() if devices is None else devices)
     if tensor < 1 or len(devices) % tensor:
         raise UserError(f"tensor parallelism {tensor} does not divide the {len(devices)} devices")
@@ -159,9 +161,6 @@ def _stop_at(text: str, stops: Sequence[str]) -> int | None:
 
 
 def _load_hf_folder(path: Path, param_dtype, compute, mesh, rules):
-    from siamgpt_jax.convert import load_hf
-    from siamgpt_jax.convert.errors import CheckpointError
-
     try:
         model = load_hf(path, dtype=param_dtype, compute_dtype=compute, mesh=mesh, rules=rules, progress=False, attention="xla")
     except CheckpointError as e:
@@ -171,9 +170,6 @@ def _load_hf_folder(path: Path, param_dtype, compute, mesh, rules):
 
 def _load_run(path: Path, compute):
     """A run folder, RUN_DIR/checkpoints or a step folder -> (model, tokenizer folder or None)."""
-    from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
-    from siamgpt_jax.train.export import find_checkpoint_dir, load_trained_model
-
     try:
         directory, step = find_checkpoint_dir(path)
     except FileNotFoundError:
@@ -192,8 +188,6 @@ def _load_run(path: Path, compute):
 
 
 def _cast(model, dtype):
-    from flax import nnx
-
     graphdef, state = nnx.split(model)
     state = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, state)
     return nnx.merge(graphdef, state)
@@ -201,10 +195,6 @@ def _cast(model, dtype):
 
 def _place(model, params, mesh, rules):
     """Put params on the mesh by their logical axes (an HF load placed them already; a run did not)."""
-    from flax import nnx
-
-    from siamgpt_jax.model.qwen3 import param_shardings
-
     shardings = nnx.to_pure_dict(param_shardings(nnx.split(model, nnx.Param, ...)[1], mesh, rules))
     flat = {"embed": shardings["embed"], "layers": shardings["layers"], "final_norm": shardings["final_norm"]}
     if "lm_head" in params:

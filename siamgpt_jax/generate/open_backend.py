@@ -29,12 +29,12 @@ def split_url(spec: str) -> tuple[str, str | None]:
 
 def open_backend(spec: str, **options) -> Backend:
     if is_url(spec):
-        from siamgpt_jax.generate.openai_backend import OpenAIBackend
+        from siamgpt_jax.generate.openai_backend import OpenAIBackend  # lazy: an endpoint needs no jax
 
         base_url, model = split_url(spec)
         if model is not None:
             options.setdefault("model", model)
         return OpenAIBackend(base_url, **options)
-    from siamgpt_jax.generate.jax_backend import JaxBackend
+    from siamgpt_jax.generate.jax_backend import JaxBackend  # lazy: a local model needs no openai client
 
     return JaxBackend.from_path(spec, **options)

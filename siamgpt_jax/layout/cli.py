@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -195,8 +196,6 @@ def _write_json(path: Path, data) -> None:
 
 def _devices_from_mesh(mesh_cfg) -> tuple[int | None, int | None]:
     """Device and host counts a mesh config names outright (None where an axis says -1, fill)."""
-    import math
-
     sizes = mesh_cfg.sizes.values()
     devices = None if -1 in sizes else math.prod(sizes)
     hosts = None if -1 in mesh_cfg.dcn.values() else math.prod(mesh_cfg.dcn.values() or [1])

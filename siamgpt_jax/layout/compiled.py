@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from siamgpt_jax.layout.planner import KINDS, Hardware, plan_layout
 from siamgpt_jax.model.config import Qwen3Config
 from siamgpt_jax.parallel.mesh import MeshConfig, make_mesh
-from siamgpt_jax.layout.planner import KINDS, Hardware, plan_layout
+from siamgpt_jax.train.aot import lower_train_step
 from siamgpt_jax.train.spec import StepSpec
 
 HLO_KINDS = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
@@ -127,7 +128,6 @@ def lower_step(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: StepSpec, *, 
         fn, (state, batch) = step_factory(model_config, mesh, mesh_cfg.rules, w)
         jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
         return mesh, jitted.lower(state, batch), state, batch
-    from siamgpt_jax.train.aot import lower_train_step
 
     ls = lower_train_step(model_config, mesh, mesh_cfg.rules, w)
     return mesh, ls.lowered, ls.abstract_state, ls.abstract_batch
@@ -137,8 +137,6 @@ def compile_report(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: StepSpec,
                    devices: Sequence[Any] | None = None, num_hosts: int | None = None,
                    hardware: Hardware | None = None, step_factory: Callable | None = None) -> dict:
     """AOT-compile the step `w` describes for `mesh_cfg`; XLA's numbers next to the planner's."""
-    import jax
-
     t0 = time.perf_counter()
     mesh, lowered, _, _ = lower_step(model_config, mesh_cfg, w, devices=devices, num_hosts=num_hosts,
                                      step_factory=step_factory)

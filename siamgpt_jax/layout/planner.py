@@ -153,6 +153,36 @@ def _spec_axes(logical, shape, sizes: Mapping[str, int], rules: Rules) -> set[st
     return out
 
 
+def planned_kernels(w: StepSpec) -> str:
+    """The layer ops a plan assumes: `auto` is planned as `xla`, since plans are for GPUs (as
+    `auto` attention is planned as cudnn)."""
+    return "xla" if w.kernels == "auto" else str(w.kernels)
+
+
+def _autodiff_residuals(c: Qwen3Config, w: StepSpec, micro_batch: int):
+    """What plain autodiff (the `xla` layer ops, model/layer_ops.py) keeps per layer without remat
+    on top of `_activation_tensors`' `none` set, which follows the CPU kernels' hand-written
+    backwards: name -> (logical axes, global shape, bytes/elem). Read from the compiled step's
+    forward-scan stacks (scaled Qwen3, 8 virtual CPU devices): each RMSNorm also keeps its
+    normalised input before the scale and a second per-row fp32 statistic, and the MLP keeps four
+    more [B,S,F] tensors (sigmoid(gate), silu(gate), the hidden silu(gate) * up and one more
+    factor of the silu derivative) instead of rebuilding them in the backward."""
+    B, S, D, F = micro_batch, w.seq_len, c.hidden_size, c.intermediate_size
+    H, K, Dh = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+    cb = dtype_bytes(w.compute_dtype)
+    bsd = ("batch", "seq", "act_embed")
+    return {
+        "attn_norm_normalised": (bsd, (B, S, D), cb),
+        "mlp_norm_normalised": (bsd, (B, S, D), cb),
+        "q_norm_normalised": (("batch", "seq", "act_heads", "act_head_dim"), (B, S, H, Dh), cb),
+        "k_norm_normalised": (("batch", "seq", "act_kv_heads", "act_head_dim"), (B, S, K, Dh), cb),
+        "norm_stats_2": (("batch", "seq", None), (B, S, 2), 4),
+        "q_norm_stats_2": (("batch", "seq", "act_heads", None), (B, S, H, 1), 4),
+        "k_norm_stats_2": (("batch", "seq", "act_kv_heads", None), (B, S, K, 1), 4),
+        "mlp_silu_terms": (("batch", "seq", "act_mlp"), (B, S, 4 * F), cb),
+    }
+
+
 def _activation_tensors(c: Qwen3Config, w: StepSpec, micro_batch: int):
     """Per-layer tensors alive for backward: name -> (logical axes, global shape, bytes/elem, saved_by).
 
@@ -301,6 +331,12 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: StepSpec, hw: Hardware,
             per_layer_saved += b
             # the [B,S,F] MLP residuals are read in place by fused elementwise backward ops; the
             # others feed matmuls and reductions from a per-layer dynamic-slice copy
+            if "act_mlp" not in logical:
+                sliced += b
+    if w.remat == "none" and planned_kernels(w) == "xla":
+        for logical, shape, eb in _autodiff_residuals(c, w, micro_batch).values():
+            b = act_bytes(logical, shape, eb)
+            per_layer_saved += b
             if "act_mlp" not in logical:
                 sliced += b
     per_step = sum(act_bytes(lg, sh, eb) for lg, sh, eb in _step_tensors(c, w, micro_batch).values())

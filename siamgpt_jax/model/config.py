@@ -7,10 +7,11 @@ the single source of truth for shapes: the model, the converter and the mesh pla
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,6 @@ def dtype_of(name):
     if not isinstance(name, str):
         return name
     if name not in DTYPE_NAMES:
-        from siamgpt_jax.errors import UserError
-
         raise UserError(f"dtype {name!r} is not one of {list(DTYPE_NAMES)}")
     import jax.numpy as jnp
 
@@ -218,8 +217,6 @@ def preset(name: str) -> Qwen3Config:
     try:
         return PRESETS[name]
     except KeyError:
-        import difflib
-
         close = difflib.get_close_matches(name, list(PRESETS), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise KeyError(f"unknown model preset '{name}'{hint} (known: {', '.join(PRESETS)})") from None

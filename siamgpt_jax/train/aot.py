@@ -15,6 +15,7 @@ from jax.sharding import Mesh
 
 from siamgpt_jax.loader import BATCH_KEYS
 from siamgpt_jax.model.config import Kernels, Qwen3Config
+from siamgpt_jax.model.qwen3 import abstract_model
 from siamgpt_jax.sharding import Rules
 from siamgpt_jax.train.optimizer import OptimConfig
 from siamgpt_jax.train.setup import abstract_setup
@@ -40,8 +41,6 @@ def lower_train_step(arch: Qwen3Config, mesh: Mesh, rules: Rules, spec: StepSpec
     compiler options are off (they change XLA:CPU's fusion and with it the peak the planner is
     checked on). Name `kernels: cpu` in the spec to lower the CPU kernels instead.
     """
-    from siamgpt_jax.model.qwen3 import abstract_model
-
     if spec.kernels == Kernels.AUTO:
         spec = spec.replace(kernels=Kernels.XLA)
     model = abstract_model(arch, **spec.model_options())

@@ -26,9 +26,11 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
+from siamgpt_jax.config import require_at_least
 from siamgpt_jax.convert.errors import CheckpointError
-from siamgpt_jax.train.fingerprint import first_non_finite, fingerprint
+from siamgpt_jax.train.fingerprint import fingerprint, first_non_finite
 from siamgpt_jax.train.state import TrainState
 
 MANIFEST = "manifest.json"
@@ -43,8 +45,6 @@ class CheckpointConfig:
     async_save: bool = True
 
     def __post_init__(self) -> None:
-        from siamgpt_jax.config import require_at_least
-
         require_at_least(self, "checkpoint", every=1, keep=1)
 
 
@@ -255,8 +255,6 @@ class Checkpointer:
                 shutil.move(str(self.directory / str(s)), str(aside / str(s)))
             print(f"moved checkpoint steps {newer} aside to {aside}", file=sys.stderr, flush=True)
         if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
             multihost_utils.sync_global_devices("checkpoint set_aside_after")
         self._manager.reload()
         return newer

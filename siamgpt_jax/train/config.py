@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,7 +49,7 @@ class ModelConfig:
             folder = hub.resolve_model(self.hf_path, weights=False, coordinate=False).path
             base = Qwen3Config.from_hf_file(folder / "config.json")
         elif self.params_checkpoint:
-            from siamgpt_jax.convert.params_ckpt import read_config
+            from siamgpt_jax.convert.params_ckpt import read_config  # lazy: orbax, which loading a config does not need
 
             base = read_config(self.params_checkpoint)[0]
         elif self.preset:
@@ -164,8 +165,6 @@ def pin_hub_revisions(cfg: JobConfig, recorded: dict[str, Any] | None = None) ->
 
 def load_job_config_for_cli(prog: str, path: str | Path | None, overrides: list[str] | None) -> JobConfig | None:
     """load_job_config for a subcommand: a config error is printed as one line (None returned)."""
-    import sys
-
     try:
         return load_job_config(path, overrides)
     except config_lib.ConfigError as e:

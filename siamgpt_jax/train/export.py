@@ -12,6 +12,7 @@ from pathlib import Path
 
 from siamgpt_jax.convert import ts_arrays
 from siamgpt_jax.convert.errors import CheckpointError
+from siamgpt_jax.convert.params_ckpt import model_from_arrays
 from siamgpt_jax.model.config import Qwen3Config, param_shapes
 from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer
 
@@ -69,8 +70,6 @@ def open_trained(path: str | Path) -> TrainedCheckpoint:
 def load_trained_model(path: str | Path, **kwargs):
     """The model (params only: the optimizer state is not read) at the latest or given step;
     kwargs as convert.params_ckpt.model_from_arrays (mesh, rules, dtype, param_dtype, ...)."""
-    from siamgpt_jax.convert.params_ckpt import model_from_arrays
-
     import jax.numpy as jnp
 
     trained = open_trained(path)

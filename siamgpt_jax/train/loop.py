@@ -19,11 +19,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from jax.experimental import multihost_utils
 
 from siamgpt_jax import config as config_lib
+from siamgpt_jax.convert import load_hf
 from siamgpt_jax.convert.errors import CheckpointError
+from siamgpt_jax.convert.params_ckpt import load_params
+from siamgpt_jax.hub import is_hub_spec, resolve_model
+from siamgpt_jax.loader.epochs import format_plan, plan_for_config
+from siamgpt_jax.loader.pipeline import make_loader
+from siamgpt_jax.loader.tokenizer import load_tokenizer
 from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token
+from siamgpt_jax.model.qwen3 import init_model
 from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
 from siamgpt_jax.sharding import logical_to_spec
@@ -33,7 +40,6 @@ from siamgpt_jax.train.optimizer import learning_rate_schedule
 from siamgpt_jax.train.run_folder import check_resume_config, prepare_fresh_start, truncate_metrics
 from siamgpt_jax.train.setup import setup_from_model
 from siamgpt_jax.train.state import ModelDef, abstract_train_state
-
 
 
 class NonFiniteLossError(RuntimeError):
@@ -59,17 +65,11 @@ def build_model(cfg: JobConfig, mesh, rules):
     built with the step spec's model choices."""
     kwargs = cfg.step_spec().model_options()
     if cfg.model.hf_path:
-        from siamgpt_jax.convert import load_hf
-        from siamgpt_jax.hub import resolve_model
-
         folder = resolve_model(cfg.model.hf_path).path
         return load_hf(folder, dtype=kwargs.pop("param_dtype"), compute_dtype=kwargs.pop("dtype"), mesh=mesh,
                        rules=rules, **kwargs)
     if cfg.model.params_checkpoint:
-        from siamgpt_jax.convert.params_ckpt import load_params
-
         return load_params(cfg.model.params_checkpoint, mesh=mesh, rules=rules, **kwargs)
-    from siamgpt_jax.model.qwen3 import init_model
 
     return init_model(cfg.model.architecture(), seed=cfg.seed, mesh=mesh, rules=rules, **kwargs)
 
@@ -139,8 +139,6 @@ def check_batch_divides_mesh(global_batch: int, micro_batches: int, mesh, rules)
 def check_data_paths(cfg: JobConfig) -> None:
     """Every local file the run reads, checked before anything big is built or loaded (hub ids are
     checked when they are resolved, also before the model)."""
-    from siamgpt_jax.hub import is_hub_spec
-
     def missing(path: str, kind: str, want_dir: bool) -> bool:
         if is_hub_spec(path, kind):
             return False
@@ -161,8 +159,6 @@ def check_data_paths(cfg: JobConfig) -> None:
 
 def _sync(name: str) -> None:
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         multihost_utils.sync_global_devices(name)
 
 
@@ -180,8 +176,6 @@ def _log_line(record: dict, total: int) -> str:
 
 def log_data_plan(cfg: JobConfig, tokenizer, *, progress: bool = True) -> str:
     """Print (and return) how many epochs of each data source the run gets (loader/epochs.py)."""
-    from siamgpt_jax.loader.epochs import format_plan, plan_for_config
-
     plans = plan_for_config(cfg.data, tokenizer, steps=cfg.train.steps, global_batch=cfg.train.global_batch, progress=progress)
     text = format_plan(plans, steps=cfg.train.steps, global_batch=cfg.train.global_batch, seq_len=cfg.data.seq_len)
     print(text, flush=True)
@@ -195,9 +189,6 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
     `resume_from` restores that step (and implies `resume`); otherwise a resume takes the newest step
     that verifies. Without a resume, a run folder that holds checkpoints is refused unless `overwrite`.
     """
-    from siamgpt_jax.loader.pipeline import make_loader
-    from siamgpt_jax.loader.tokenizer import load_tokenizer
-
     resume = resume or resume_from is not None
     run_dir = Path(cfg.run_dir)
     ckpt_dir = Path(cfg.checkpoint.dir or run_dir / "checkpoints").absolute()

@@ -90,7 +90,7 @@ def test_activations_and_logits_by_hand():
     assert p.memory["total"] == sum(p.memory[k] for k in ("params", "grads", "optimizer", "activations",
                                                           "logits", "gathered_weights"))
     none = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, param_dtype="float32",
-                                                          compute_dtype="float32", remat="none"), HW, 8)
+                                                          compute_dtype="float32", remat="none", kernels="cpu"), HW, 8)
     # no remat: every layer keeps 4 [B,S,D] (input, 2 norms, residual), 3 q-sized (proj, rope,
     # attention out), 3 kv-sized (k proj, k rope, v), 2 mlp-sized (gate, up), the rsqrt per row
     # and the lse: the norms and the MLP end keep only their inputs (model/cpu_kernels.py).
@@ -103,10 +103,10 @@ def test_activations_and_logits_by_hand():
     assert none.memory["logits"] == 118_784 - (sliced + backward) == 25_856
     # chunk of 4 tokens: 4 x 256 x 12 + 4,096 + 65,536 = 81,920, under the layer phase
     chunked = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="float32",
-                                                             remat="none", loss_chunk=4), HW, 8)
+                                                             remat="none", loss_chunk=4, kernels="cpu"), HW, 8)
     assert chunked.memory["logits"] == 0 and chunked.memory["activations"] == none.memory["activations"]
     xla = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="float32",
-                                                         remat="none", attention="xla"), HW, 8)
+                                                         remat="none", attention="xla", kernels="cpu"), HW, 8)
     # per layer: [B,H,S,S] scores + probs (fp32) and the softmax's row max and sum [1,4,16] x 2
     # (fp32) instead of the lse, kept and sliced alike; once per step the [B,H,S,S] bool mask
     per_layer = 4 * 16 * 16 * (4 + 4) + 4 * 16 * 2 * 4 - 4 * 16 * 4
@@ -114,12 +114,12 @@ def test_activations_and_logits_by_hand():
     # chunked keeps what flash keeps; its backward adds one query block's fp32 probabilities:
     # [1, 4, block 16, 16] x 4
     chunk = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="float32",
-                                                           remat="none", attention="chunked"), HW, 8)
+                                                           remat="none", attention="chunked", kernels="cpu"), HW, 8)
     assert chunk.memory["activations"] - none.memory["activations"] == 4 * 16 * 16 * 4
 
 
 def test_embedding_table_and_lm_head_terms():
-    none = StepSpec(seq_len=16, global_batch=8, param_dtype="float32", compute_dtype="float32", remat="none")
+    none = StepSpec(seq_len=16, global_batch=8, param_dtype="float32", compute_dtype="float32", remat="none", kernels="cpu")
     base = plan_layout(TINY, MeshConfig(data=8), none, HW, 8)
     # tied: the loss's dW residual [64, 256] fp32 outlives the layer backward (it joins the
     # embedding grad after it); the loss phase no longer counts it separately
@@ -135,9 +135,9 @@ def test_embedding_table_and_lm_head_terms():
     assert fsdp.memory["logits"] == max(0, 118_784 + 64 * 256 * 4 - layer_phase) == 25_856
     # bf16 compute without FSDP: the table and the head are bf16 casts of the fp32 params
     bf16 = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="bfloat16",
-                                                          remat="none"), HW, 8)
+                                                          remat="none", kernels="cpu"), HW, 8)
     half = plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="bfloat16",
-                                                          param_dtype="bfloat16", remat="none"), HW, 8)
+                                                          param_dtype="bfloat16", remat="none", kernels="cpu"), HW, 8)
     # (and, without remat, the layers' bf16 weight casts kept for the backward: 73,728 x 2 B,
     # test_remat_none_keeps_the_compute_dtype_weight_copies)
     assert bf16.memory["activations"] - half.memory["activations"] == 256 * 64 * 2 + 73_728 * 2
@@ -190,6 +190,26 @@ def test_errors_and_sizes():
     assert parse_size("80GiB") == 80 * 2**30 and parse_size("450GB/s") == 450e9 and parse_size("1e3") == 1000
     with pytest.raises(ValueError, match="cannot parse size"):
         parse_size("80 parsecs")
+
+
+def test_plain_autodiff_keeps_more_than_the_cpu_kernels_without_remat():
+    """kernels auto (planned as xla, the GPU path) adds what plain autodiff keeps per layer
+    (_autodiff_residuals); with a remat policy nothing changes."""
+    def plan(kernels, remat):
+        return plan_layout(TINY, MeshConfig(data=8), StepSpec(seq_len=16, global_batch=8, compute_dtype="float32",
+                                                              remat=remat, kernels=kernels), HW, 8)
+
+    # per layer (B=1, S=16, fp32): two normalised [S, 64] + normalised q [S, 4, 16] and k [S, 2, 16]
+    # = 4,096 + 4,096 + 4,096 + 2,048, their second stats 128 + 256 + 128, and four [S, 128] MLP terms
+    per_layer = 4_096 * 3 + 2_048 + 128 + 256 + 128 + 4 * 16 * 128 * 4
+    assert per_layer == 47_616
+    cpu, xla, auto = plan("cpu", "none"), plan("xla", "none"), plan("auto", "none")
+    assert auto.memory == xla.memory
+    # the non-MLP ones are also sliced out of the stacks in the layer backward (14,848), which
+    # the loss phase then exceeds by that much less
+    assert xla.memory["activations"] - cpu.memory["activations"] == 2 * per_layer + 14_848
+    assert xla.memory["total"] - cpu.memory["total"] == 2 * per_layer
+    assert plan("xla", "full").memory == plan("cpu", "full").memory
 
 
 def test_remat_none_keeps_the_compute_dtype_weight_copies():
