@@ -3,8 +3,11 @@
 Run: PYTHONPATH=. python3 tests/model/gpu_attention_check.py [OUT_JSON]
 Checks, each on its own so one failure is reported and the rest still run: cuDNN compiles at the
 training shapes (batch 2, seq 4096, packed segments, forward and backward) and 'auto' picks it for
-bf16; the cuDNN and chunked paths match the XLA reference (outputs and gradients) with packed
-segments; packed == separate runs under cuDNN; and fwd+bwd times of the three. Exits 1 if any failed.
+bf16, and which cuDNN call it settles on (`packed`: segments as lengths and offsets, no [S, S] mask;
+`dense`: a segment mask); each cuDNN call (packed, dense, and packed with more segments than its
+slots, which takes the dense call) and the chunked path match the XLA reference (outputs and
+gradients) with packed segments; packed == separate runs under cuDNN; and fwd+bwd times of the
+three. Exits 1 if any failed.
 """
 
 import json
@@ -51,6 +54,8 @@ def _():
     # Qwen3-1.7B's heads at the paper's sequence length, packed: what the train step will ask for.
     assert attn.cudnn_compiles(jnp.dtype(jnp.bfloat16), 128, 16, 8, 2, 4096, True), "see the warning above"
     assert attn.resolve("auto", jnp.zeros((2, 4096, 16, 128), jnp.bfloat16), 8, packed=True) == "cudnn"
+    # "packed" (segments as lengths and offsets, no [S, S] mask) is the aim; "dense" is the fallback
+    report["cudnn_variant_at_training_shapes"] = attn.cudnn_variant(jnp.dtype(jnp.bfloat16), 128, 16, 8, 2, 4096, True)
 
 
 @check("cudnn_compiles_at_test_shapes")
@@ -59,9 +64,14 @@ def _():
     assert attn.resolve("auto", q, K) == "cudnn"
 
 
-def run(impl):
+def run(impl, segs=segs):
     def f(q, k, v):
-        out = attn.attention(q, k, v, segs, scale=Dh**-0.5, impl=impl)
+        if impl == "cudnn_packed":
+            out = attn.packed_cudnn_attention(q, k, v, segs, scale=Dh**-0.5)
+        elif impl == "cudnn_dense":
+            out = attn.fused_attention(q, k, v, segs, scale=Dh**-0.5)
+        else:
+            out = attn.attention(q, k, v, segs, scale=Dh**-0.5, impl=impl)
         return jnp.sum(out.astype(jnp.float32) ** 2), out
     (l, out), g = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True))(q, k, v)
     return out.astype(jnp.float32), [x.astype(jnp.float32) for x in g]
@@ -77,6 +87,31 @@ def _():
     report["attn_grad_rel_maxdiff"] = [float(jnp.abs(a - b).max() / (jnp.abs(a).max() + 1e-6)) for a, b in zip(g_x, g_c)]
     assert report["attn_out_maxdiff"] < 0.05, report["attn_out_maxdiff"]
     assert max(report["attn_grad_rel_maxdiff"]) < 0.05, report["attn_grad_rel_maxdiff"]
+
+
+def _close(name, o, g, o_ref=None, g_ref=None):
+    o_ref, g_ref = (o_x, g_x) if o_ref is None else (o_ref, g_ref)
+    report[f"{name}_out_maxdiff"] = float(jnp.abs(o_ref - o).max())
+    report[f"{name}_grad_rel_maxdiff"] = [float(jnp.abs(a - b).max() / (jnp.abs(a).max() + 1e-6)) for a, b in zip(g_ref, g)]
+    assert report[f"{name}_out_maxdiff"] < 0.05, report[f"{name}_out_maxdiff"]
+    assert max(report[f"{name}_grad_rel_maxdiff"]) < 0.05, report[f"{name}_grad_rel_maxdiff"]
+
+
+@check("packed_cudnn_matches_xla")
+def _():
+    _close("packed_cudnn", *run("cudnn_packed"))
+
+
+@check("dense_cudnn_matches_xla")
+def _():
+    _close("dense_cudnn", *run("cudnn_dense"))
+
+
+@check("packed_cudnn_with_too_many_segments_takes_the_dense_call")
+def _():
+    many = jnp.asarray(np.repeat(np.arange(1, S // 4 + 1), 4)[None].repeat(B, 0), jnp.int32)  # S/4 > 64 runs
+    assert not bool(jnp.all(attn.packed_segments(many, attn.PACKED_MAX_SEGMENTS)[2]))
+    _close("packed_cudnn_overflow", *run("cudnn_packed", many), *run("xla", many))
 
 
 @check("chunked_matches_xla")

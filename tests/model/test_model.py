@@ -128,10 +128,52 @@ def test_auto_picks_chunked_off_gpu_and_cudnn_only_for_supported_inputs():
 def test_a_fused_path_that_does_not_compile_is_reported_and_auto_falls_back(caplog):
     # On CPU the cuDNN call cannot compile: the probe must say so (logged, not raised), which is
     # what makes attention="auto" fall back to the chunked XLA path on a GPU whose cuDNN rejects the call.
-    attn.cudnn_compiles.cache_clear()
+    attn.cudnn_variant.cache_clear()
     with caplog.at_level("WARNING", logger="siamgpt_jax.model.attention"):
         assert attn.cudnn_compiles(jnp.dtype(jnp.bfloat16), 64, 8, 2, 4, 256) is False
-    assert "cuDNN attention is unavailable here for batch 4, seq 256 with packed segments" in caplog.text
+    # both cuDNN calls were tried, each failure said, then the fallback
+    assert "cuDNN attention on packed segments for batch 4, seq 256 with packed segments does not compile" in caplog.text
+    assert "cuDNN attention for batch 4, seq 256 with packed segments does not compile" in caplog.text
+    assert "attention='auto' uses the chunked XLA path for batch 4, seq 256" in caplog.text
+
+
+def _mask_from_packed(lengths, offsets, seq_len):
+    """The [B, S, S] mask cuDNN's packed causal layout means: query i sees key j when both sit in
+    one listed run (offset <= j <= i < offset + length)."""
+    i = jnp.arange(seq_len)
+    inside = ((i[None, None, :] >= offsets[:, :-1, None]) & (i[None, None, :] < (offsets[:, :-1] + lengths)[..., None])
+              & (lengths[..., None] > 0))  # [B, M, S]: token in run m
+    same = jnp.einsum("bmi,bmj->bij", inside.astype(jnp.int32), inside.astype(jnp.int32)) > 0
+    return same & (i[:, None] >= i[None, :])[None]
+
+
+def test_packed_segments_list_each_rows_runs_as_cudnn_takes_them():
+    seg = jnp.asarray([[1, 1, 1, 2, 2, 3, 0, 0],   # three records and padding
+                       [1, 1, 1, 1, 1, 1, 1, 1],   # one record fills the row
+                       [1, 2, 3, 4, 5, 6, 7, 8]],  # more records than slots
+                      jnp.int32)
+    lengths, offsets, fits = attn.packed_segments(seg, max_segments=4)
+    assert lengths.tolist()[:2] == [[3, 2, 1, 2], [8, -1, -1, -1]]
+    assert offsets.tolist()[:2] == [[0, 3, 5, 6, -1], [0, -1, -1, -1, -1]]
+    assert fits.tolist() == [True, True, False]
+    # the mask those lists mean is the shared segment-causal mask (padding attends within itself)
+    want = attn.segment_causal_mask(seg[:2], 8)[:, 0]
+    assert bool(jnp.all(_mask_from_packed(lengths[:2], offsets[:2], 8) == want))
+
+
+def test_packed_segments_mean_the_segment_mask_for_any_first_fit_packing():
+    rng = np.random.default_rng(3)
+    rows = []
+    for _ in range(16):  # random record lengths packed into rows of 64, padding at the end
+        ids, n = [], 1
+        while len(ids) < 64 and rng.random() > 0.1:
+            ids += [n] * int(rng.integers(1, 20))
+            n += 1
+        rows.append((ids + [0] * 64)[:64])
+    seg = jnp.asarray(rows, jnp.int32)
+    lengths, offsets, fits = attn.packed_segments(seg, max_segments=attn.PACKED_MAX_SEGMENTS)
+    assert bool(jnp.all(fits))
+    assert bool(jnp.all(_mask_from_packed(lengths, offsets, 64) == attn.segment_causal_mask(seg, 64)[:, 0]))
 
 
 def test_sharded_init_places_each_param_on_its_logical_sharding():
