@@ -48,7 +48,8 @@ def run_one(args, remat: str, attention: str) -> dict:
     mesh = make_mesh(mesh_cfg)
     rules = dict(mesh_cfg.rules)
     spec = StepSpec(seq_len=args.seq_len, global_batch=args.batch, micro_batches=args.micro_batches,
-                    compute_dtype=args.dtype, remat=remat, attention=attention, loss_chunk=args.loss_chunk)
+                    compute_dtype=args.dtype, remat=remat, attention=attention,
+                    **({} if args.loss_chunk is None else {"loss_chunk": args.loss_chunk}))
     model = init_model(cfg, seed=0, mesh=mesh, rules=rules, **spec.model_options())
     setup, state = setup_from_model(model, OptimConfig(learning_rate=1e-5, warmup_steps=1), args.steps + args.warmup,
                                     spec, mesh, rules)
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
     p.add_argument("--micro-batches", type=int, default=1)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--loss-chunk", type=int, default=1024)
+    p.add_argument("--loss-chunk", type=int, default=None, help="(default: the step spec's)")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     p.add_argument("--remat", default="full", help="comma list of none/full/dots")
     p.add_argument("--attention", default="auto", help="comma list of auto/xla/cudnn")

@@ -232,7 +232,7 @@ def main(argv=None) -> int:
     p.add_argument("--block", type=int, default=2, help="timed back-to-back steps per turn")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per side after the first")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--loss-chunk", type=int, default=1024)
+    p.add_argument("--loss-chunk", type=int, default=None, help="(default: the step spec's)")
     p.add_argument("--remat", default="none", help="JAX side remat policy (torch never recomputes)")
     p.add_argument("--attention", default="auto", choices=["auto", "chunked", "xla"], help="JAX attention path")
     p.add_argument("--cpu-defaults", action="store_true",
@@ -240,6 +240,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="0 = the cores this process may use")
     p.add_argument("--json", type=Path, default=None, help="append the JSON lines here")
     a = p.parse_args(argv)
+    if a.loss_chunk is None:
+        from siamgpt_jax.train.spec import StepSpec
+
+        a.loss_chunk = StepSpec.loss_chunk
     if not a.cpu_defaults:  # as the train command does; process-wide, so the torch side runs with it too
         from siamgpt_jax.train.cpu_tuning import tune_process_for_cpu_training
 
