@@ -180,7 +180,8 @@ class Checkpointer:
         self._manager.close()
 
     # ---- restoring ------------------------------------------------------------------------------
-    def _check_manifest(self, step: int) -> dict:
+    def check_manifest(self, step: int) -> dict:
+        """The step's manifest; IncompleteStepError (naming the folder) when its save never finished."""
         folder = self.directory / str(step)
         manifest = self.manifest(step)
         if manifest is None:
@@ -198,7 +199,7 @@ class Checkpointer:
     def restore(self, abstract_state: TrainState, step: int | None = None) -> tuple[TrainState, Any, dict]:
         """Restore one step, verified, onto the shardings carried by `abstract_state` (any mesh)."""
         step = self._resolve_step(step)
-        manifest = self._check_manifest(step)
+        manifest = self.check_manifest(step)
         try:
             restored = self._manager.restore(
                 step,
@@ -263,7 +264,7 @@ class Checkpointer:
         """Only the params of a training checkpoint (for export), skipping the optimizer state;
         verified against the step's manifest."""
         step = self._resolve_step(step)
-        manifest = self._check_manifest(step)
+        manifest = self.check_manifest(step)
         try:
             restored = self._manager.restore(
                 step,

@@ -65,16 +65,18 @@ def tokenizer_writer(source: str | None):
 def run(args: argparse.Namespace) -> int:
     from siamgpt_jax.convert import folders, hf_export, params_ckpt
     from siamgpt_jax.errors import UserError
-    from siamgpt_jax.train.export import is_training_checkpoint, open_trained
+    from siamgpt_jax.train.export import VerifiedReader, is_training_checkpoint, open_trained
 
     folders.check_target(args.hf_dir, overwrite=args.overwrite, force=args.force)  # before reading anything
     ckpt = Path(args.ckpt_dir)
     if params_ckpt.is_params_checkpoint(ckpt):
         config, arrays = params_ckpt.open_params(ckpt)
+        reader = params_ckpt.array_reader(arrays)
         what, job, params_dir = f"params checkpoint {ckpt}", None, ckpt
     elif is_training_checkpoint(ckpt):
         trained = open_trained(ckpt)
-        config, arrays = trained.config, trained.arrays
+        config = trained.config
+        reader = VerifiedReader(params_ckpt.array_reader(trained.arrays), trained)  # checksums as it streams
         what, job, params_dir = f"step {trained.step} of {trained.directory}", trained.job, None
     else:
         raise UserError(f"{ckpt}: neither a training run (RUN_DIR, RUN_DIR/checkpoints, a step folder) "
@@ -88,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
         source = _tokenizer_source(job, params_dir)
         extra, tok = tokenizer_writer(source), source or "built-in Qwen3"
     print(f"exporting {what} ({config.num_hidden_layers} layers) as {args.dtype}, tokenizer: {tok}", flush=True)
-    out = hf_export.write_hf(config, params_ckpt.array_reader(arrays), args.hf_dir, dtype=args.dtype,
+    out = hf_export.write_hf(config, reader, args.hf_dir, dtype=args.dtype,
                              max_shard_size=args.max_shard_size, write_extra=extra, overwrite=args.overwrite,
                              force=args.force, progress=not args.no_progress)
-    print(f"wrote HF folder {out} from {what}")
+    checked = f"; {len(reader.verified)} tensors matched their saved checksums" if hasattr(reader, "verified") else ""
+    print(f"wrote HF folder {out} from {what}{checked}")
     return 0

@@ -3,7 +3,9 @@
 The checksum is sum_i bits(x_i) * (2 i + 1) mod 2^32 over the raw bits of every element (i its
 flat index). The weights are odd, so flipping any one bit always changes it; other damage goes
 unnoticed with probability about 2^-32. It is a reduction, so sharded arrays are never gathered:
-each device sums its shard and one 4-byte all-reduce per array finishes it.
+each device sums its shard and one 4-byte all-reduce per array finishes it. `host_checksum`
+computes the same sum over a numpy block that starts at any flat index, so a reader that streams an
+array in slices (the HF export) checks it without holding it whole.
 """
 
 from __future__ import annotations
@@ -35,6 +37,30 @@ def _checksum(x: jax.Array) -> jax.Array:
         index = index + jax.lax.broadcasted_iota(jnp.uint32, bits.shape, d) * jnp.uint32(stride % 2**32)
         stride *= bits.shape[d]
     return jnp.sum(bits * (index * jnp.uint32(2) + jnp.uint32(1)), dtype=jnp.uint32)
+
+
+_BLOCK = 1 << 22  # elements per step of host_checksum: bounds its temporaries to a few MB
+_ODD_WEIGHTS = (np.arange(_BLOCK, dtype=np.uint32) * np.uint32(2) + np.uint32(1))  # 2i + 1
+
+
+def host_checksum(values: np.ndarray, start: int = 0) -> int:
+    """`_checksum`'s sum for a numpy block whose first element has flat index `start` in its array;
+    blocks of one array add up (mod 2^32) to the array's checksum. Per block of n elements:
+    sum(bits * (2 (start + i) + 1)) = sum(bits * (2 i + 1)) + 2 start sum(bits), all mod 2^32."""
+    v = np.ascontiguousarray(values)
+    if v.dtype == np.bool_:
+        bits = v.reshape(-1).astype(np.uint32)
+    elif v.dtype.itemsize in (1, 2, 4):
+        bits = v.reshape(-1).view(f"uint{8 * v.dtype.itemsize}")
+    else:  # 8-byte types: two uint32 words per element, as jax's bitcast gives them
+        bits, start = v.reshape(-1).view(np.uint32), 2 * start
+    total = 0
+    for lo in range(0, bits.size, _BLOCK):
+        block = bits[lo:lo + _BLOCK].astype(np.uint32)
+        weighted = int(np.sum(block * _ODD_WEIGHTS[: block.size], dtype=np.uint32))
+        plain = int(np.sum(block, dtype=np.uint32))
+        total += weighted + 2 * (start + lo) * plain
+    return total % 2**32
 
 
 def _finite(x: jax.Array) -> jax.Array:

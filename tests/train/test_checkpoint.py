@@ -13,7 +13,7 @@ import pytest
 from siamgpt_jax.convert.errors import CheckpointError
 from siamgpt_jax.errors import UserError
 from siamgpt_jax.train.checkpoint import CheckpointConfig, Checkpointer, NonFiniteStateError
-from siamgpt_jax.train.fingerprint import fingerprint
+from siamgpt_jax.train.fingerprint import _BLOCK, fingerprint, host_checksum
 from siamgpt_jax.train.state import TrainState
 
 OPT = optax.adam(1e-3)
@@ -143,3 +143,17 @@ def test_a_non_finite_state_is_never_written(tmp_path):
         ckpt.save(1, state, {}, {})
     ckpt.close()
     assert not [p for p in tmp_path.iterdir() if p.name[0].isdigit()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16, np.int32, np.bool_])
+def test_host_checksums_of_slices_add_up_to_the_device_checksum(dtype):
+    """What the streaming export sums layer by layer is what the manifest recorded on the devices,
+    including arrays of more than one host block."""
+    rng = np.random.default_rng(1)
+    shape = (3, _BLOCK // 1000 + 7, 1000)  # a layer just over one block
+    x = (rng.standard_normal(shape) > 0) if dtype is np.bool_ else rng.standard_normal(shape).astype(dtype)
+    want = fingerprint({"x": jnp.asarray(x)})[0]["x"]
+    per_layer = x[0].size
+    assert host_checksum(x) == want
+    assert sum(host_checksum(x[i], i * per_layer) for i in range(3)) % 2**32 == want
+    assert host_checksum(x[1], 0) != host_checksum(x[1], per_layer)  # the position counts
