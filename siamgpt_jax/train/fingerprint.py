@@ -56,7 +56,8 @@ def host_checksum(values: np.ndarray, start: int = 0) -> int:
         bits, start = v.reshape(-1).view(np.uint32), 2 * start
     total = 0
     for lo in range(0, bits.size, _BLOCK):
-        block = bits[lo:lo + _BLOCK].astype(np.uint32)
+        block = bits[lo:lo + _BLOCK]
+        block = block if block.dtype == np.uint32 else block.astype(np.uint32)
         weighted = int(np.sum(block * _ODD_WEIGHTS[: block.size], dtype=np.uint32))
         plain = int(np.sum(block, dtype=np.uint32))
         total += weighted + 2 * (start + lo) * plain
