@@ -138,3 +138,26 @@ def test_a_signal_during_start_up_exits_quietly(tmp_path, corpus):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+def test_resume_from_and_overwrite_through_the_command_line(tmp_path, corpus, capsys):
+    """`train --resume-from STEP` continues from that step and moves later ones aside, redoing the
+    same steps exactly; `--overwrite` starts the run again; the two cannot be combined."""
+    demo = str(REPO / "configs/demo.yaml")
+    base = _overrides(tmp_path, corpus, **{"train.steps": 4, "checkpoint.every": 2})
+    rc, out, err = _cli(["train", "--config", demo, *base, "--no-progress"], capsys)
+    assert rc == 0 and "trained steps 4/4" in out, err
+    first = {r["step"]: r["loss"] for r in _rows(tmp_path)}
+
+    rc, out, err = _cli(["train", "--config", demo, *base, "--no-progress", "--resume-from", "2"], capsys)
+    assert rc == 0 and "trained steps 4/4" in out, err
+    assert "resumed from" in out and "at step 2" in out
+    assert [p.name for p in (tmp_path / "checkpoints.set-aside").glob("*/*")] == ["4"]
+    again = {r["step"]: r["loss"] for r in _rows(tmp_path)}
+    assert again == first  # steps 3 and 4 redone, bit for bit, and each step logged once
+
+    rc, out, err = _cli(["train", "--config", demo, *base, "--overwrite", "--resume"], capsys)
+    assert rc == 2 and "cannot be combined with --resume" in err
+    rc, out, err = _cli(["train", "--config", demo, *base, "--no-progress", "--overwrite"], capsys)
+    assert rc == 0 and "--overwrite: removed" in err, err
+    assert {r["step"]: r["loss"] for r in _rows(tmp_path)} == first
