@@ -69,6 +69,9 @@ class Generation:
     token_logprobs: tuple[float, ...] | None = None
     error: str | None = None
     tokens: tuple[str, ...] | None = None
+    # With an error: the HTTP status that refused the request (an endpoint's, or 400 for a prompt
+    # the backend itself cannot take); None for a failure that is not the request's doing.
+    error_status: int | None = None
 
 
 @runtime_checkable

@@ -108,7 +108,7 @@ class JaxBackend:
             try:
                 ids = self.prompt_ids(req, where=f"request {i}")
             except ValueError as e:
-                out[i] = Generation(text="", finish_reason="error", error=str(e))
+                out[i] = Generation(text="", finish_reason="error", error=str(e), error_status=400)
                 continue
             todo.append(i)
             prompts.append(ids)

@@ -110,7 +110,9 @@ class OpenAIBackend:
         try:
             return self._with_retries(lambda: self._send(request), what="generation")
         except Exception as e:  # one failed request never stops the batch
-            return Generation(text="", finish_reason="error", error=f"{self.base_url}: {describe(e)}")
+            status = e.status_code if isinstance(e, openai.APIStatusError) else None
+            return Generation(text="", finish_reason="error", error=f"{self.base_url}: {describe(e)}",
+                              error_status=status)
 
     def _send(self, request: GenerationRequest) -> Generation:
         sp = request.sampling

@@ -9,7 +9,9 @@ bad JSON, wrong types, unknown roles, empty messages, max_tokens < 1, unsupporte
 name this server does not serve, and, when the backend can render prompts up front (`prompt_ids`),
 an unrenderable conversation or a prompt longer than its cache; a body over 32 MiB is a 413 and a
 POST without Content-Length a 411, before the body is read. A backend exception answers its batch's requests with 500 and the server
-goes on. `stream: true` is answered with server-sent events in OpenAI's chunk format; since a batch
+goes on. Serving an endpoint (`--model URL`), its refusals keep their meaning: a 400, 404, 413 or
+422 of the upstream is the request's fault and is passed on; its 429 after the retries is a 429; an
+upstream that rejects this server's own key, or still fails after the retries, is a 502. `stream: true` is answered with server-sent events in OpenAI's chunk format; since a batch
 is generated as a whole, each choice's text comes in one chunk when its batch is done.
 """
 
@@ -45,6 +47,18 @@ log = logging.getLogger(__name__)
 
 def _error(status: int, message: str, **kw) -> JSONResponse:
     return JSONResponse(error_body(message, **kw), status_code=status)
+
+
+def gateway_status(refused: int | None) -> tuple[int, str]:
+    """(status, OpenAI error type) to answer with when a generation failed with `refused`, the
+    status that refused it upstream (None: not a refusal)."""
+    if refused in (400, 404, 413, 422):
+        return refused, "not_found_error" if refused == 404 else "invalid_request_error"
+    if refused == 429:
+        return 429, "rate_limit_error"
+    if refused is None:
+        return 500, "server_error"
+    return 502, "server_error"  # the upstream rejected our key, or failed after the retries
 
 
 def _validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -151,9 +165,10 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
             gens = await request.app.state.batcher.submit(requests)
         except BatchFailed as e:
             return _error(500, str(e), kind="server_error")
-        failed = [g.error or "unknown error" for g in gens if g.finish_reason == "error"]
+        failed = [g for g in gens if g.finish_reason == "error"]
         if failed:
-            return _error(500, f"generation failed: {failed[0]}", kind="server_error")
+            status, kind = gateway_status(failed[0].error_status)
+            return _error(status, f"generation failed: {failed[0].error or 'unknown error'}", kind=kind)
         out = respond(gens, model_name, body.n)
         if not body.stream:
             return out

@@ -137,3 +137,28 @@ def test_split_url():
     assert split_url("http://h:8000") == ("http://h:8000/v1", None)
     assert split_url("https://h/v1/#Qwen3-32B") == ("https://h/v1", "Qwen3-32B")
     assert split_url("http://h:1/api/v1#m") == ("http://h:1/api/v1", "m")
+
+
+def test_serving_an_endpoint_passes_its_refusals_on_with_their_meaning():
+    """`serve --model URL`: an upstream 400 stays a 400 (the request's fault), a 429 after the
+    retries a 429, and an upstream that keeps failing or rejects the server's own key a 502."""
+    import httpx
+
+    from siamgpt_jax.generate.server import create_app
+
+    failures = {"bad": [400], "busy": [429] * 10, "down": [503] * 10, "key": [401]}
+    upstream = flaky_app(failures)
+    with uvicorn_thread(upstream, free_port()) as up_url:
+        backend = OpenAIBackend(f"{up_url}/v1", "teacher", **FAST_RETRIES)
+        with uvicorn_thread(create_app(backend, model_name="proxy"), free_port()) as url:
+            def ask(prompt):
+                return httpx.post(f"{url}/v1/completions", json={"prompt": prompt, "max_tokens": 2}, timeout=30)
+
+            ok = ask("fine")
+            assert ok.status_code == 200 and ok.json()["choices"][0]["text"] == "echo:fine"
+            for prompt, status, kind in (("bad", 400, "invalid_request_error"), ("busy", 429, "rate_limit_error"),
+                                         ("down", 502, "server_error"), ("key", 502, "server_error")):
+                r = ask(prompt)
+                assert r.status_code == status, (prompt, r.text)
+                err = r.json()["error"]
+                assert err["type"] == kind and "HTTP" in err["message"] and "induced" in err["message"], err
