@@ -224,8 +224,8 @@ def completion_response(gens: list[Generation], model: str, n: int) -> dict:
 
 def stream_chunks(body: dict, include_usage: bool) -> list[dict]:
     """A finished response as OpenAI's stream chunks: per choice one chunk with all its text, then one
-    with its finish_reason, then (when asked) a usage chunk. Generation is batched, not incremental,
-    so the text arrives in one piece once the batch is done."""
+    with its finish_reason, then (when asked) a usage chunk. The server streams this way where the
+    text cannot come as it is generated (with logprobs, or from an endpoint)."""
     chat = body["object"] == "chat.completion"
     base = {"id": body["id"], "object": "chat.completion.chunk" if chat else "text_completion",
             "created": body["created"], "model": body["model"]}

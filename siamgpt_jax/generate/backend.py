@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import Callable, Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "error"]
 
@@ -74,9 +74,18 @@ class Generation:
     error_status: int | None = None
 
 
+# Called as text is generated: (request index, its text so far). The text only grows and is never
+# taken back: it is a prefix of that request's final Generation.text.
+TextSoFar = Callable[[int, str], None]
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """Anything that turns requests into generations. `model_name` is what reports record."""
+    """Anything that turns requests into generations. `model_name` is what reports record.
+
+    A backend that can tell text while it is generated (the JAX sampler: after each decode chunk)
+    sets `streams_text = True` and takes `generate(requests, on_text=TextSoFar)`; `serve` streams
+    that to clients."""
 
     model_name: str
 

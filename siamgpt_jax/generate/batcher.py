@@ -6,7 +6,9 @@ the first job, waits up to `window_s` for more (a batch never exceeds `max_batch
 job's requests are never split), and calls `backend.generate` on all of them. Jobs that queue up
 while a batch runs are taken together at once, with no further wait. If the backend raises on a
 batch of several jobs, each job is run again alone, so one bad request fails only itself; a job that
-fails alone gets BatchFailed, and the worker goes on.
+fails alone gets BatchFailed, and the worker goes on. A job may ask for its text as it grows
+(`on_text`); with a backend that `streams_text`, the worker passes each row's text on as the
+backend reports it (from the worker thread: the callback hands it to its own event loop).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from siamgpt_jax.generate.backend import Backend, Generation, GenerationRequest
+from siamgpt_jax.generate.backend import Backend, Generation, GenerationRequest, TextSoFar
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class _Job:
     requests: Sequence[GenerationRequest]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
+    on_text: TextSoFar | None = None  # (index within this job, text so far), called on the worker thread
 
 
 @dataclasses.dataclass
@@ -73,12 +76,13 @@ class Batcher:
         self._thread = threading.Thread(target=self._work, name="siamgpt-batcher", daemon=True)
         self._thread.start()
 
-    async def submit(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        """Queue one job and wait for its generations; raises BatchFailed if its batch failed."""
+    async def submit(self, requests: Sequence[GenerationRequest], on_text: TextSoFar | None = None) -> list[Generation]:
+        """Queue one job and wait for its generations; raises BatchFailed if its batch failed.
+        `on_text(i, text)` hears request i's text as it grows, where the backend can tell it."""
         if not 1 <= len(requests) <= self.max_batch:
             raise ValueError(f"a job needs 1..{self.max_batch} requests, got {len(requests)}")
         loop = asyncio.get_running_loop()
-        job = _Job(list(requests), loop, loop.create_future())
+        job = _Job(list(requests), loop, loop.create_future(), on_text)
         self._queue.put(job)
         return await job.future
 
@@ -134,7 +138,17 @@ class Batcher:
         requests = [r for j in live for r in j.requests]
         start = time.perf_counter()
         try:
-            gens = self.backend.generate(requests) if requests else []
+            if requests and getattr(self.backend, "streams_text", False) and any(j.on_text for j in live):
+                owners = [(j, k) for j in live for k in range(len(j.requests))]  # batch row -> (job, its row)
+
+                def route(i: int, text: str) -> None:
+                    job, k = owners[i]
+                    if job.on_text is not None and not job.future.done():
+                        job.on_text(k, text)
+
+                gens = self.backend.generate(requests, on_text=route)
+            else:
+                gens = self.backend.generate(requests) if requests else []
             if len(gens) != len(requests):
                 raise RuntimeError(f"backend returned {len(gens)} generations for {len(requests)} requests")
         except Exception as e:  # one failed batch must not stop the server

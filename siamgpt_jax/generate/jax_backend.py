@@ -23,7 +23,7 @@ from jax.sharding import Mesh
 from siamgpt_jax.convert import load_hf
 from siamgpt_jax.convert.errors import CheckpointError
 from siamgpt_jax.errors import UserError
-from siamgpt_jax.generate.backend import Generation, GenerationRequest
+from siamgpt_jax.generate.backend import Generation, GenerationRequest, TextSoFar
 from siamgpt_jax.generate.prompts import fit_prompt, prompt_ids
 from siamgpt_jax.generate.sampler import Sampler, model_params
 from siamgpt_jax.hub import resolve_model
@@ -101,7 +101,9 @@ class JaxBackend:
         options.setdefault("model_name", path.name if not path.name.isdigit() else f"{path.parent.parent.name}-step{path.name}")
         return cls(params, model.config, tokenizer, mesh=mesh, rules=rules, **options)
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+    streams_text = True  # generate(..., on_text=) reports each row's text after every decode chunk
+
+    def generate(self, requests: Sequence[GenerationRequest], on_text: TextSoFar | None = None) -> list[Generation]:
         out: list[Generation | None] = [None] * len(requests)
         todo, prompts = [], []
         for i, req in enumerate(requests):
@@ -117,7 +119,14 @@ class JaxBackend:
             stops = [requests[i].sampling.stop for i in todo]
 
             def stopped(j: int, tokens: list[int]) -> bool:
-                return bool(stops[j]) and _stop_at(self.tokenizer.decode(tokens), stops[j]) is not None
+                if not stops[j] and on_text is None:
+                    return False
+                text = self.tokenizer.decode(tokens)
+                if stops[j] and _stop_at(text, stops[j]) is not None:
+                    return True
+                if on_text is not None:
+                    on_text(todo[j], settled_text(text, stops[j]))
+                return False
 
             results = self.sampler.generate(prompts, sampling, stopped)
             for j, (i, r) in enumerate(zip(todo, results)):
@@ -152,6 +161,16 @@ def tensor_parallel_mesh(tensor: int, devices=None):
     if tensor < 1 or len(devices) % tensor:
         raise UserError(f"tensor parallelism {tensor} does not divide the {len(devices)} devices")
     return Mesh(np.asarray(devices, dtype=object).reshape(len(devices) // tensor, 1, tensor, 1), MESH_AXES)
+
+
+def settled_text(text: str, stops: Sequence[str]) -> str:
+    """The part of an unfinished row's decoded text that will stay as it is: without a trailing
+    replacement character (a multi-byte character, Thai ones included, whose bytes are not all
+    generated yet) and without the last len(longest stop) - 1 characters, where a stop string may
+    be starting (the final text is cut before it)."""
+    text = text.rstrip("\ufffd")
+    hold = max((len(s) for s in stops), default=1) - 1
+    return text[: len(text) - hold] if hold > 0 else text
 
 
 def _stop_at(text: str, stops: Sequence[str]) -> int | None:

@@ -11,18 +11,25 @@ an unrenderable conversation or a prompt longer than its cache; a body over 32 M
 POST without Content-Length a 411, before the body is read. A backend exception answers its batch's requests with 500 and the server
 goes on. Serving an endpoint (`--model URL`), its refusals keep their meaning: a 400, 404, 413 or
 422 of the upstream is the request's fault and is passed on; its 429 after the retries is a 429; an
-upstream that rejects this server's own key, or still fails after the retries, is a 502. `stream: true` is answered with server-sent events in OpenAI's chunk format; since a batch
-is generated as a whole, each choice's text comes in one chunk when its batch is done.
+upstream that rejects this server's own key, or still fails after the retries, is a 502.
+
+`stream: true` is answered with server-sent events in OpenAI's chunk format. With a backend that
+tells its text as it goes (the JAX sampler, after each decode chunk) each choice's text comes as it
+is generated, never taken back; a failure after the stream began ends it with an `error` event.
+With logprobs, or a backend that cannot tell its text early (an endpoint), each choice's text
+comes in one chunk once its batch is done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hmac
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -161,6 +168,9 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
                                f"max batch is {max_batch}", param="n")
         if prompt_ids is not None:
             requests = _fit_to_cache(requests, body, prompt_ids, max_len)
+        if body.stream and getattr(backend, "streams_text", False) and not any(r.sampling.logprobs for r in requests):
+            events = _text_events(request.app.state.batcher, requests, body, respond, model_name)
+            return StreamingResponse(events, media_type="text/event-stream")
         try:
             gens = await request.app.state.batcher.submit(requests)
         except BatchFailed as e:
@@ -185,6 +195,77 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
         return await complete(request, body, body.to_requests, completion_response)
 
     return app
+
+
+def _event(obj: dict | str) -> str:
+    return f"data: {obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+async def _text_events(batcher: Batcher, requests: list[GenerationRequest], body, respond, model_name: str):
+    """Server-sent events of a streamed request: each choice's text as the backend reports it, then
+    any rest and its finish_reason, then usage (when asked) and [DONE]."""
+    loop = asyncio.get_running_loop()
+    updates: asyncio.Queue = asyncio.Queue()
+    job = asyncio.ensure_future(batcher.submit(
+        requests, lambda i, text: loop.call_soon_threadsafe(updates.put_nowait, (i, text))))
+    chat = respond is chat_response
+    base = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": int(time.time()), "model": model_name}
+    sent = [""] * len(requests)
+    started = [False] * len(requests)
+
+    def piece(i: int, text: str, finish: str | None = None) -> str:
+        if chat:
+            delta = {"content": text} if text or finish is None else {}
+            if not started[i]:
+                delta, started[i] = {"role": "assistant", **delta}, True
+            choice = {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+        else:
+            choice = {"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+        return _event({**base, "choices": [choice]})
+
+    def grown(i: int, text: str) -> str | None:
+        if len(text) > len(sent[i]) and text.startswith(sent[i]):
+            delta, sent[i] = text[len(sent[i]):], text
+            return piece(i, delta)
+        return None
+
+    try:
+        while True:
+            getter = asyncio.ensure_future(updates.get())
+            done, _ = await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            if (out := grown(*getter.result())) is not None:
+                yield out
+        while not updates.empty():  # told before the job finished, delivered after
+            if (out := grown(*updates.get_nowait())) is not None:
+                yield out
+        try:
+            gens = job.result()
+        except BatchFailed as e:
+            yield _event(error_body(str(e), kind="server_error"))
+            yield _event("[DONE]")
+            return
+        failed = [g for g in gens if g.finish_reason == "error"]
+        if failed:
+            _, kind = gateway_status(failed[0].error_status)
+            yield _event(error_body(f"generation failed: {failed[0].error or 'unknown error'}", kind=kind))
+            yield _event("[DONE]")
+            return
+        whole = respond(gens, model_name, body.n)
+        for i, g in enumerate(gens):
+            if (out := grown(i, g.text)) is not None:
+                yield out
+            yield piece(i, "", finish=whole["choices"][i]["finish_reason"])
+        if (body.stream_options or {}).get("include_usage"):
+            yield _event({**base, "choices": [], "usage": whole["usage"]})
+        yield _event("[DONE]")
+    finally:
+        if not job.done():  # the client went away: a job still queued is skipped
+            job.cancel()
 
 
 def _fit_to_cache(requests: list[GenerationRequest], body, prompt_ids, max_len: int | None) -> list[GenerationRequest]:

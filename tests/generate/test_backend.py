@@ -97,3 +97,32 @@ def test_a_tokenizer_larger_than_the_model_vocabulary_is_an_error_per_request(tm
     backend = JaxBackend.from_path(small, tokenizer=hf_dir, chunk=4, max_len=64)
     [g] = backend.generate([GenerationRequest(prompt="สวัสดี", sampling=SamplingParams(max_new_tokens=2))])
     assert g.finish_reason == "error" and "outside the model's vocabulary of 97" in g.error
+
+
+def test_text_is_reported_as_it_grows_and_never_taken_back(backend):
+    """on_text after each decode chunk (4 tokens here): every report is a prefix of the row's final
+    text, and the reports grow."""
+    reqs = [GenerationRequest(prompt="Once upon a time", sampling=SamplingParams(max_new_tokens=24, temperature=1.0,
+                                                                                 seed=s)) for s in range(3)]
+    heard: list[tuple[int, str]] = []
+    gens = backend.generate(reqs, on_text=lambda i, text: heard.append((i, text)))
+    assert gens == backend.generate(reqs)  # reporting changes nothing
+    for i, g in enumerate(gens):
+        texts = [t for j, t in heard if j == i]
+        assert len(texts) >= 3 and all(g.text.startswith(t) for t in texts), (g.text, texts)
+        assert all(len(a) <= len(b) for a, b in zip(texts, texts[1:]))
+
+
+def test_settled_text_holds_back_half_characters_and_a_possible_stop_string():
+    from siamgpt_jax.generate.jax_backend import settled_text
+
+    tok = byte_tokenizer()
+    thai = "สวัสดีครับ ยินดีต้อนรับ"
+    ids = tok.encode(thai)
+    assert len(ids) == len(thai.encode())  # one token per byte: a Thai character is three tokens
+    for k in range(len(ids) + 1):  # every cut, mid-character included, settles on a prefix of the text
+        settled = settled_text(tok.decode(ids[:k]), ())
+        assert thai.startswith(settled) and "\ufffd" not in settled
+    # the last len(stop) - 1 characters may be the start of a stop string: held back
+    assert settled_text("hello wor", ["world", "!"]) == "hello"  # "world" can only begin after it
+    assert settled_text("hello", []) == "hello"

@@ -130,3 +130,35 @@ def test_server_refuses_an_oversized_body_before_reading_it():
         assert httpx.post(f"{url}/v1/completions", json={"prompt": "small"}).status_code == 200
         chunked = httpx.post(f"{url}/v1/completions", content=iter([b'{"prompt": "a"}']))  # no Content-Length
         assert chunked.status_code == 411
+
+
+class StreamingScriptedBackend(ScriptedBackend):
+    """Tells each row's text in two steps before returning it."""
+
+    streams_text = True
+
+    def generate(self, requests, on_text=None):
+        for step in (1, 2):
+            for i, r in enumerate(requests):
+                if on_text is not None:
+                    on_text(i, r.prompt.upper()[:step])
+        return super().generate(requests)
+
+
+def test_text_so_far_reaches_the_job_it_belongs_to_with_its_own_row_numbers():
+    backend = StreamingScriptedBackend()
+    batcher = Batcher(backend, max_batch=4, window_s=0.5)
+    heard: dict[str, list] = {"first": [], "second": []}
+
+    async def main():
+        return await asyncio.gather(
+            batcher.submit(_reqs("ab", "cd"), on_text=lambda i, t: heard["first"].append((i, t))),
+            batcher.submit(_reqs("ef")),  # no callback: nothing is routed to it
+            batcher.submit(_reqs("gh"), on_text=lambda i, t: heard["second"].append((i, t))))
+
+    results = asyncio.run(main())
+    batcher.close()
+    assert backend.batches == [["ab", "cd", "ef", "gh"]]  # one batch
+    assert [[g.text for g in r] for r in results] == [["AB", "CD"], ["EF"], ["GH"]]
+    assert heard["first"] == [(0, "A"), (1, "C"), (0, "AB"), (1, "CD")]
+    assert heard["second"] == [(0, "G"), (0, "GH")]

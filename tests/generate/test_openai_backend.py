@@ -5,6 +5,7 @@ FastAPI app of this test's own, served by uvicorn on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -162,3 +163,32 @@ def test_serving_an_endpoint_passes_its_refusals_on_with_their_meaning():
                 assert r.status_code == status, (prompt, r.text)
                 err = r.json()["error"]
                 assert err["type"] == kind and "HTTP" in err["message"] and "induced" in err["message"], err
+
+
+def test_serve_streams_text_as_the_sampler_makes_it(tmp_path):
+    """With the JAX sampler behind it (4 tokens per decode chunk here), a streamed request gets its
+    text in several pieces as it is generated, and they add up to what the same request gets whole."""
+    import httpx
+
+    from siamgpt_jax.generate.jax_backend import JaxBackend
+    from siamgpt_jax.generate.server import create_app
+    from tests.generate.helpers import tiny_hf_folder
+
+    backend = JaxBackend.from_path(tiny_hf_folder(tmp_path / "m", num_hidden_layers=2), chunk=4, max_len=96)
+    with uvicorn_thread(create_app(backend, model_name="tiny"), free_port()) as url:
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 24, "temperature": 1.0, "seed": 3}
+        whole = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120).json()
+        raw = httpx.post(f"{url}/v1/chat/completions", timeout=120,
+                         json=body | {"stream": True, "stream_options": {"include_usage": True}})
+    assert raw.status_code == 200 and raw.headers["content-type"].startswith("text/event-stream")
+    events = [line[len("data: "):] for line in raw.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    pieces = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
+    pieces = [p for p in pieces if p]
+    assert len(pieces) >= 3, pieces  # not one piece at the end
+    assert "".join(pieces) == whole["choices"][0]["message"]["content"]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    assert finish == [whole["choices"][0]["finish_reason"]]
+    assert chunks[-1]["usage"] == whole["usage"] and chunks[-1]["object"] == "chat.completion.chunk"
