@@ -142,22 +142,23 @@ def _compiles(fn, shapes, what: str) -> bool:
         return False
 
 
-def _packed_matches_chunked(dtype, head_dim: int, q_heads: int, kv_heads: int) -> bool:
-    """The packed call against the chunked path on random data with three segments and padding per
-    row: guards against a jax or cuDNN whose packed layout means something else."""
-    rng = jax.random.split(jax.random.key(0), 3)
-    B, S = 2, 256
-    q, k, v = (jax.random.normal(r, (B, S, n, head_dim), jnp.float32).astype(dtype)
-               for r, n in zip(rng, (q_heads, kv_heads, kv_heads)))
-    seg = jnp.concatenate([jnp.full((B, 100), 1), jnp.full((B, 90), 2), jnp.full((B, 50), 3),
-                           jnp.zeros((B, 16))], axis=1).astype(jnp.int32)
-    scale = head_dim**-0.5
-    want = chunked_attention(q, k, v, seg, scale=scale).astype(jnp.float32)
-    got = jax.jit(functools.partial(packed_cudnn_attention, scale=scale))(q, k, v, seg).astype(jnp.float32)
-    diff = float(jnp.abs(got - want).max())
+def matches_chunked(fn, dtype, head_dim: int, q_heads: int, kv_heads: int, what: str) -> bool:
+    """Whether fn(q, k, v, segment_ids, scale=) gives the chunked path's output on random data
+    with three segments and padding per row (to 0.05): guards against a jax or cuDNN whose packed
+    layout means something else. Runs eagerly even when asked while a step is being traced."""
+    with jax.ensure_compile_time_eval():
+        rng = jax.random.split(jax.random.key(0), 3)
+        B, S = 2, 256
+        q, k, v = (jax.random.normal(r, (B, S, n, head_dim), jnp.float32).astype(dtype)
+                   for r, n in zip(rng, (q_heads, kv_heads, kv_heads)))
+        seg = jnp.concatenate([jnp.full((B, 100), 1), jnp.full((B, 90), 2), jnp.full((B, 50), 3),
+                               jnp.zeros((B, 16))], axis=1).astype(jnp.int32)
+        scale = head_dim**-0.5
+        want = chunked_attention(q, k, v, seg, scale=scale).astype(jnp.float32)
+        got = jax.jit(functools.partial(fn, scale=scale))(q, k, v, seg).astype(jnp.float32)
+        diff = float(jnp.abs(got - want).max())
     if not diff < 0.05:
-        log.warning("cuDNN's packed-segment attention differs from the chunked path by %.3g here; "
-                    "cuDNN gets the dense segment mask instead", diff)
+        log.warning("%s differs from the chunked path by %.3g here; it is not used", what, diff)
         return False
     return True
 
@@ -177,7 +178,8 @@ def cudnn_variant(dtype, head_dim: int, q_heads: int, kv_heads: int, batch: int 
     if packed and _compiles(functools.partial(packed_cudnn_attention, scale=scale), [*shapes, seg],
                             f"cuDNN attention on packed segments {where}"):
         try:
-            if _packed_matches_chunked(dtype, head_dim, q_heads, kv_heads):
+            if matches_chunked(packed_cudnn_attention, dtype, head_dim, q_heads, kv_heads,
+                               "cuDNN's packed-segment attention"):
                 return "packed"
         except Exception as e:  # noqa: BLE001 - a probe that fails to run rules the packed call out
             log.warning("cuDNN's packed-segment attention failed its probe (%s: %s)", type(e).__name__, str(e)[:300])

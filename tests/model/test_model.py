@@ -189,3 +189,27 @@ def test_sharded_init_places_each_param_on_its_logical_sharding():
     ref = _flat_params(init_model(CFG))  # cached compile (the `model` fixture)
     for k, v in _flat_params(model).items():
         np.testing.assert_allclose(np.asarray(v[...]), np.asarray(ref[k][...]), rtol=1e-6)  # jit may fuse differently
+
+
+def test_the_packed_path_probe_runs_even_while_a_step_is_being_traced(caplog):
+    """cudnn_variant is first asked while the train step is traced; its numeric probe must still run
+    (eagerly) and tell a right implementation from a wrong one. On CPU the stand-ins are the XLA
+    path (right) and attention that ignores segments (wrong)."""
+    def right(q, k, v, seg, *, scale):
+        return attn.xla_attention(q, k, v, seg, scale=scale)
+
+    def wrong(q, k, v, seg, *, scale):
+        return attn.xla_attention(q, k, v, None, scale=scale)
+
+    seen = []
+
+    @jax.jit
+    def step(x):
+        seen.append((attn.matches_chunked(right, jnp.float32, 16, 4, 2, "right"),
+                     attn.matches_chunked(wrong, jnp.float32, 16, 4, 2, "wrong")))
+        return x + 1
+
+    with caplog.at_level("WARNING", logger="siamgpt_jax.model.attention"):
+        step(jnp.float32(0))
+    assert seen == [(True, False)]
+    assert "wrong differs from the chunked path" in caplog.text
