@@ -45,6 +45,18 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+def with_reasoning(message) -> str:
+    """The message's text as the model wrote it: a server that splits the thinking off (vLLM's and
+    SGLang's reasoning parsers: `reasoning_content`, or `reasoning`) gets it back in front as Qwen3's
+    <think> block, so an endpoint's text has the shape the JAX sampler's has (eval strips it alike)."""
+    content = message.content or ""
+    extra = getattr(message, "model_extra", None) or {}
+    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+    if not isinstance(reasoning, str) or not reasoning or content.lstrip().startswith("<think>"):
+        return content
+    return f"<think>\n{reasoning.strip()}\n</think>\n\n{content}"
+
+
 def describe(exc: BaseException) -> str:
     """One line: 'HTTP 400: messages.0.role: ...' or 'connection error: ...'."""
     if isinstance(exc, openai.APIStatusError):
@@ -127,7 +139,7 @@ class OpenAIBackend:
                 kw["logprobs"] = True
             resp = self._client.chat.completions.create(messages=list(request.messages), extra_body=extra, **kw)
             choice = resp.choices[0]
-            text = choice.message.content or ""
+            text = with_reasoning(choice.message)
             entries = choice.logprobs.content if sp.logprobs and choice.logprobs else None
             tokens = tuple(c.token for c in entries) if entries is not None else None
             logprobs = tuple(c.logprob for c in entries) if entries is not None else None

@@ -192,3 +192,33 @@ def test_serve_streams_text_as_the_sampler_makes_it(tmp_path):
     finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
     assert finish == [whole["choices"][0]["finish_reason"]]
     assert chunks[-1]["usage"] == whole["usage"] and chunks[-1]["object"] == "chat.completion.chunk"
+
+
+def test_thinking_split_off_by_the_server_comes_back_as_a_think_block():
+    """vLLM's reasoning parser returns Qwen3's thinking in `reasoning_content` (newer servers:
+    `reasoning`); the backend puts it back in front, as the JAX sampler's text has it."""
+    app = FastAPI()
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [{"id": "teacher", "object": "model", "created": 0, "owned_by": "t"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await request.json()
+        which = body["messages"][0]["content"]
+        message = {"role": "assistant", "content": "คำตอบ"}
+        if which != "plain":
+            message["reasoning_content" if which == "old" else "reasoning"] = "Let me think.\n"
+        return {"id": "c", "object": "chat.completion", "created": 0, "model": "teacher",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    with uvicorn_thread(app, free_port()) as url:
+        with OpenAIBackend(f"{url}/v1", "teacher", **FAST_RETRIES) as backend:
+            gens = backend.generate([GenerationRequest(messages=({"role": "user", "content": w},), enable_thinking=True)
+                                     for w in ("old", "new", "plain")])
+    assert [g.text for g in gens] == ["<think>\nLet me think.\n</think>\n\nคำตอบ"] * 2 + ["คำตอบ"]
+    from siamgpt_jax.eval.answers import answer_text
+
+    assert answer_text(gens[0].text) == "คำตอบ"  # eval scores the answer alone, as for the JAX backend
