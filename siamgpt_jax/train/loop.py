@@ -29,7 +29,7 @@ from siamgpt_jax.hub import is_hub_spec, resolve_model
 from siamgpt_jax.loader.epochs import format_plan, plan_for_config
 from siamgpt_jax.loader.pipeline import make_loader
 from siamgpt_jax.loader.tokenizer import load_tokenizer
-from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token
+from siamgpt_jax.model.config import PEAK_TFLOPS, flops_per_token, param_count
 from siamgpt_jax.model.qwen3 import init_model
 from siamgpt_jax.parallel.batch_shards import BatchShards, from_full_batch
 from siamgpt_jax.parallel.mesh import make_mesh
@@ -254,6 +254,9 @@ def train(cfg: JobConfig, *, resume: bool = False, resume_from: int | None = Non
     setup, state = setup_from_model(model, cfg.optim, cfg.train.steps, cfg.step_spec(), mesh, rules, schedule=schedule)
     del model
     model_def, optimizer, shardings, in_sharding = setup.model_def, setup.optimizer, setup.shardings, setup.batch_sharding
+    if is_chief:
+        print(f"model {param_count(arch) / 1e6:,.1f}M params on mesh {dict(mesh.shape)}; step: {setup.spec.describe()}",
+              flush=True)
 
     # --- data ---
     # Each process loads only the row blocks on its devices; block b is always loader shard b, so

@@ -63,6 +63,13 @@ class StepSpec:
         return {"param_dtype": dtype_of(self.param_dtype), "dtype": dtype_of(self.compute_dtype), "remat": self.remat,
                 "attention": self.attention, "kernels": self.kernels}
 
+    def describe(self) -> str:
+        """One line for logs: what a step computes."""
+        micro = f" in {self.micro_batches} micro-batches" if self.micro_batches > 1 else ""
+        return (f"{self.global_batch} rows x {self.seq_len} tokens{micro}, {self.compute_dtype} compute / "
+                f"{self.param_dtype} params, remat {self.remat}, attention {self.attention}, kernels {self.kernels}, "
+                f"loss chunk {self.loss_chunk}" + (f", z-loss {self.z_loss:g}" if self.z_loss else ""))
+
     def check_batch_shape(self, shape: tuple[int, ...], what: str = "batch") -> None:
         """A StepSpecError unless `shape` is this step's [global_batch, seq_len]."""
         if tuple(shape) != (self.global_batch, self.seq_len):

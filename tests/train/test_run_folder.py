@@ -147,6 +147,8 @@ def test_resume_from_and_overwrite_through_the_command_line(tmp_path, corpus, ca
     base = _overrides(tmp_path, corpus, **{"train.steps": 4, "checkpoint.every": 2})
     rc, out, err = _cli(["train", "--config", demo, *base, "--no-progress"], capsys)
     assert rc == 0 and "trained steps 4/4" in out, err
+    # the start-up line says what a step computes, from the run's step spec
+    assert "step: 8 rows x 64 tokens, float32 compute / float32 params, remat none, attention xla" in out, out
     first = {r["step"]: r["loss"] for r in _rows(tmp_path)}
 
     rc, out, err = _cli(["train", "--config", demo, *base, "--no-progress", "--resume-from", "2"], capsys)

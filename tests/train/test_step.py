@@ -95,6 +95,8 @@ def test_the_spec_validates_its_choices_and_the_setup_checks_the_model_against_i
         StepSpec(seq_len=16, global_batch=2, compute_dtype="fp16")
     spec = StepSpec(seq_len=16, global_batch=2, remat="dots", compute_dtype="float32")
     assert spec.remat == "dots" and spec.micro_batch == 2
+    assert spec.describe() == ("2 rows x 16 tokens, float32 compute / float32 params, remat dots, attention auto, "
+                               "kernels auto, loss chunk 1024")
     model = abstract_model(TINY, **spec.replace(remat="none").model_options())
     with pytest.raises(ValueError, match=r"remat=none \(spec: dots\)"):
         setup_from_model(model, OptimConfig(), 10, spec, None, None)
