@@ -16,8 +16,8 @@ from siamgpt_jax.errors import UserError
 from siamgpt_jax.model.config import DTYPE_NAMES, Attention, Kernels, Remat, dtype_of
 
 
-class StepSpecError(UserError, ValueError):
-    """A step spec field is out of range or names an unknown choice."""
+class StepSpecError(UserError):
+    """A step spec field is out of range or names an unknown choice (a ValueError, as UserError is)."""
 
 
 @dataclass(frozen=True)
