@@ -4,12 +4,16 @@ A converter writes into a hidden sibling `.NAME.tmp-XXXXXXXX` and swaps it into 
 The swap is one `renameat2(RENAME_EXCHANGE)` where the kernel and filesystem offer it, so at
 every instant NAME is either the old complete folder or the new one. Elsewhere it falls back to
 two renames through `.NAME.old-XXXXXXXX`; a crash between them leaves the old folder there, and
-the next write to NAME (`clean_leftovers`) puts it back before anything else.
+the next write to NAME (`clean_leftovers`) puts it back before anything else. A write holds
+NAME's one-writer lock (`writing`) throughout, so a second write to NAME is refused at once instead
+of taking the first one's temp folder for a leftover and deleting it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import os
 import shutil
 import uuid
@@ -78,6 +82,34 @@ def clean_leftovers(target: Path, *, log=print) -> None:
     for p in olds + _leftovers(target, "tmp"):
         shutil.rmtree(p, ignore_errors=True)
         log(f"removed {p.name}, left by an interrupted export")
+
+
+@contextlib.contextmanager
+def writing(target: Path):
+    """Hold `target`'s one-writer lock for the whole write: an flock on `.NAME.lock` beside it,
+    removed again at the end. UserError at once when another process holds it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.parent / f".{target.name}.lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"{target}: another export or import into it is running (it holds {lock.name}); "
+                            f"wait for it to finish, or write to another folder") from None
+        try:  # the holder before us may have removed the file after we opened it: lock the one there now
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)  # while still holding it: the next writer locks a new file
+        os.close(fd)
 
 
 def new_temp(target: Path) -> Path:

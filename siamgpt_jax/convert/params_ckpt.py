@@ -56,49 +56,50 @@ def import_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, dtype=None, allow_non
     wanted = {n for e in names.entries(config) for n in names.hf_names(config, e)}
     tensors = {n: (shape, np.dtype(jnp.dtype(dt)), f) for n, (shape, dt, f) in headers.items() if n in wanted}
 
-    folders.clean_leftovers(ckpt_dir)
-    tmp = folders.new_temp(ckpt_dir)
-    threads = threads or min(os.cpu_count() or 1, 8)
-    total = sum(int(np.prod(s)) * np_dtype.itemsize for s in names.expected_hf_shapes(config).values())
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"import {hf_dir.name}", disable=not progress)
-    pending = None  # the previous layer's write: it commits while the next one is read
-    try:
-        with RowReader(tensors) as reader, ThreadPoolExecutor(threads, thread_name_prefix="import_hf") as pool:
-            scratch = hf_import._Scratch()
-            for entry in names.entries(config):
-                per_layer = names.layer_shape(config, entry)
-                arr = ts_arrays.create_array(tmp / PARAMS_DIR / entry.path, param_shapes(config)[entry.path],
-                                             np_dtype, layered=entry.layered)
-                buf = aligned.aligned_empty(per_layer, np_dtype)
-                full = tuple(slice(0, n) for n in per_layer)
-                for layer, name in enumerate(names.hf_names(config, entry)):
-                    tasks = hf_import._layer_tasks(reader, tensors, entry, per_layer, full, name, buf, scratch,
-                                                   not allow_nonfinite)
-                    for fut in [pool.submit(t) for t in tasks]:
-                        fut.result()
-                    if pending is not None:
-                        pending.result()
-                    pending = arr[layer].write(buf) if entry.layered else arr.write(buf)
-                    pending.copy.result()  # tensorstore holds its own copy now: buf can be refilled
-                    bar.update(buf.nbytes)
-                pending.result()
-                pending = None
-                bar.set_postfix_str(entry.path)
-        bar.close()
-        meta = config.to_hf_dict(torch_dtype=np_dtype.name)
-        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        tok = [hf_dir / f for f in folders.TOKENIZER_FILES if (hf_dir / f).is_file()]
-        if tok:
-            (tmp / TOKENIZER_DIR).mkdir()
-            for f in tok:
-                shutil.copy2(f, tmp / TOKENIZER_DIR / f.name)
-        folders.check_target(ckpt_dir, overwrite=False, hf_export=False)
-        folders.swap_into_place(tmp, ckpt_dir)
-    except BaseException:
-        if pending is not None:  # let tensorstore finish, or it writes into the folder being removed
-            pending.exception()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with folders.writing(ckpt_dir):
+        folders.clean_leftovers(ckpt_dir)
+        tmp = folders.new_temp(ckpt_dir)
+        threads = threads or min(os.cpu_count() or 1, 8)
+        total = sum(int(np.prod(s)) * np_dtype.itemsize for s in names.expected_hf_shapes(config).values())
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"import {hf_dir.name}", disable=not progress)
+        pending = None  # the previous layer's write: it commits while the next one is read
+        try:
+            with RowReader(tensors) as reader, ThreadPoolExecutor(threads, thread_name_prefix="import_hf") as pool:
+                scratch = hf_import._Scratch()
+                for entry in names.entries(config):
+                    per_layer = names.layer_shape(config, entry)
+                    arr = ts_arrays.create_array(tmp / PARAMS_DIR / entry.path, param_shapes(config)[entry.path],
+                                                 np_dtype, layered=entry.layered)
+                    buf = aligned.aligned_empty(per_layer, np_dtype)
+                    full = tuple(slice(0, n) for n in per_layer)
+                    for layer, name in enumerate(names.hf_names(config, entry)):
+                        tasks = hf_import._layer_tasks(reader, tensors, entry, per_layer, full, name, buf, scratch,
+                                                       not allow_nonfinite)
+                        for fut in [pool.submit(t) for t in tasks]:
+                            fut.result()
+                        if pending is not None:
+                            pending.result()
+                        pending = arr[layer].write(buf) if entry.layered else arr.write(buf)
+                        pending.copy.result()  # tensorstore holds its own copy now: buf can be refilled
+                        bar.update(buf.nbytes)
+                    pending.result()
+                    pending = None
+                    bar.set_postfix_str(entry.path)
+            bar.close()
+            meta = config.to_hf_dict(torch_dtype=np_dtype.name)
+            (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            tok = [hf_dir / f for f in folders.TOKENIZER_FILES if (hf_dir / f).is_file()]
+            if tok:
+                (tmp / TOKENIZER_DIR).mkdir()
+                for f in tok:
+                    shutil.copy2(f, tmp / TOKENIZER_DIR / f.name)
+            folders.check_target(ckpt_dir, overwrite=False, hf_export=False)
+            folders.swap_into_place(tmp, ckpt_dir)
+        except BaseException:
+            if pending is not None:  # let tensorstore finish, or it writes into the folder being removed
+                pending.exception()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return ckpt_dir
 
 

@@ -158,3 +158,25 @@ def test_without_exchange_a_crash_between_the_renames_is_undone_by_the_next_expo
         _export(ckpt, out)
     assert out.is_dir() and not list(tmp_path.glob(".out.*"))
     assert all(np.array_equal(v, _weights(out)[k]) for k, v in before.items())
+
+
+def test_a_second_write_to_the_same_folder_is_refused_while_the_first_runs(tmp_path, ckpt):
+    """Two exports into one folder: the second stops at once, and the first one's temp folder (which
+    the second would otherwise have removed as a leftover) stays; the lock goes with the writer."""
+    import fcntl
+
+    out = tmp_path / "out"
+    with folders.writing(out):  # the first write, mid-way
+        live = folders.new_temp(out)
+        # another process tries: flock is per open file, so a second open here is a stranger's
+        fd = os.open(tmp_path / ".out.lock", os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(fd)
+        with pytest.raises(UserError, match=r"out: another export or import into it is running"):
+            with folders.writing(out):
+                pass
+        assert live.is_dir()
+    assert not (tmp_path / ".out.lock").exists()  # removed with the lock: nothing left beside the folder
+    with folders.writing(out):  # and the next writer gets it
+        pass
