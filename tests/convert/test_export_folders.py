@@ -160,7 +160,7 @@ def test_without_exchange_a_crash_between_the_renames_is_undone_by_the_next_expo
     assert all(np.array_equal(v, _weights(out)[k]) for k, v in before.items())
 
 
-def test_a_second_write_to_the_same_folder_is_refused_while_the_first_runs(tmp_path, ckpt):
+def test_a_second_write_to_the_same_folder_is_refused_while_the_first_runs(tmp_path):
     """Two exports into one folder: the second stops at once, and the first one's temp folder (which
     the second would otherwise have removed as a leftover) stays; the lock goes with the writer."""
     import fcntl
