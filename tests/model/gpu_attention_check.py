@@ -170,6 +170,27 @@ def step_time(impl, S2=2048, B2=4, reps=10):
 
 for impl in ("xla", "cudnn", "chunked"):
     check(f"step_time_{impl}")(lambda impl=impl: report.__setitem__(f"step_s_{impl}", step_time(impl)))
+
+
+def attention_time(fn, S2=4096, B2=2, heads=(16, 8), reps=10):
+    """fwd+bwd of one attention call at Qwen3-1.7B's heads, 8 packed segments a row."""
+    q2, k2, v2 = (jnp.asarray(rng.randn(B2, S2, h, 128), jnp.bfloat16) for h in (heads[0], heads[1], heads[1]))
+    seg2 = jnp.asarray(np.repeat(np.arange(1, 9), S2 // 8)[None].repeat(B2, 0), jnp.int32)
+    f = jax.jit(jax.grad(lambda q, k, v: jnp.sum(fn(q, k, v, seg2, scale=128**-0.5).astype(jnp.float32)),
+                         argnums=(0, 1, 2)))
+    jax.block_until_ready(f(q2, k2, v2))
+    t = time.perf_counter()
+    for _ in range(reps):
+        out = f(q2, k2, v2)
+    jax.block_until_ready(out)
+    return (time.perf_counter() - t) / reps
+
+
+# the two cuDNN calls side by side: segments as lengths and offsets vs a [B, 1, S, S] mask
+for name, fn in (("packed", attn.packed_cudnn_attention), ("dense", attn.fused_attention),
+                 ("chunked", attn.chunked_attention)):
+    check(f"attention_time_{name}")(
+        lambda name=name, fn=fn: report.__setitem__(f"attention_fwd_bwd_s_{name}_seq4096", attention_time(fn)))
 for impl in ("cudnn", "chunked"):
     if f"step_s_{impl}" in report and "step_s_xla" in report:
         report[f"{impl}_over_xla"] = report[f"step_s_{impl}"] / report["step_s_xla"]
