@@ -17,6 +17,7 @@ import fcntl
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from siamgpt_jax.errors import UserError
@@ -110,6 +111,23 @@ def writing(target: Path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)  # while still holding it: the next writer locks a new file
         os.close(fd)
+
+
+@contextlib.contextmanager
+def replacing(target: Path, recheck: Callable[[], None]):
+    """Write `target` whole or not at all: under its one-writer lock, undo what interrupted writes
+    left, yield a fresh temp sibling to fill, then `recheck()` (nothing appeared in `target`
+    meanwhile) and swap it into place. Any failure removes the temp folder and is raised."""
+    with writing(target):
+        clean_leftovers(target)
+        tmp = new_temp(target)
+        try:
+            yield tmp
+            recheck()
+            swap_into_place(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def new_temp(target: Path) -> Path:

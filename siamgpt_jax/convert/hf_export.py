@@ -13,6 +13,7 @@ there was one.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -134,39 +135,32 @@ def write_hf(
         return out_dir
 
     folders.check_target(out_dir, overwrite=overwrite, force=force)
-    with folders.writing(out_dir):
-        folders.clean_leftovers(out_dir)
-        tmp = folders.new_temp(out_dir)
-        try:
-            count = len(shards)
-            files = [SINGLE_FILE] if count == 1 else [f"model-{k + 1:05d}-of-{count:05d}.safetensors" for k in range(count)]
-            weight_map = {}
-            total = sum(s for _, s in sizes)
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"export {out_dir.name}", disable=not progress)
-            for fname, shard in zip(files, shards):
-                bar.set_postfix_str(fname)
-                with SafetensorsWriter(tmp / fname, [(t, shapes[t], np_dtype) for t in shard], {"format": "pt"}) as w:
-                    for name in shard:
-                        w.write(name, tensor(name))
-                        weight_map[name] = fname
-                        bar.update(sizes_by_name[name])
-            bar.close()
-            if count > 1:
-                index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-                (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-            (tmp / "config.json").write_text(
-                json.dumps(config.to_hf_dict(torch_dtype=np_dtype.name), indent=2) + "\n", encoding="utf-8"
-            )
-            (tmp / "generation_config.json").write_text(
-                json.dumps(_generation_config(config), indent=2) + "\n", encoding="utf-8"
-            )
-            if write_extra is not None:
-                write_extra(tmp)
-            folders.check_target(out_dir, overwrite=overwrite, force=force)  # nothing appeared meanwhile
-            folders.swap_into_place(tmp, out_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    recheck = functools.partial(folders.check_target, out_dir, overwrite=overwrite, force=force)
+    with folders.replacing(out_dir, recheck) as tmp:
+        count = len(shards)
+        files = [SINGLE_FILE] if count == 1 else [f"model-{k + 1:05d}-of-{count:05d}.safetensors" for k in range(count)]
+        weight_map = {}
+        total = sum(s for _, s in sizes)
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"export {out_dir.name}", disable=not progress)
+        for fname, shard in zip(files, shards):
+            bar.set_postfix_str(fname)
+            with SafetensorsWriter(tmp / fname, [(t, shapes[t], np_dtype) for t in shard], {"format": "pt"}) as w:
+                for name in shard:
+                    w.write(name, tensor(name))
+                    weight_map[name] = fname
+                    bar.update(sizes_by_name[name])
+        bar.close()
+        if count > 1:
+            index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+            (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        (tmp / "config.json").write_text(
+            json.dumps(config.to_hf_dict(torch_dtype=np_dtype.name), indent=2) + "\n", encoding="utf-8"
+        )
+        (tmp / "generation_config.json").write_text(
+            json.dumps(_generation_config(config), indent=2) + "\n", encoding="utf-8"
+        )
+        if write_extra is not None:
+            write_extra(tmp)
     return out_dir
 
 

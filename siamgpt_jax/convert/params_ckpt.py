@@ -9,6 +9,7 @@ and renamed into place when complete, so a folder named CKPT_DIR is always a who
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -56,9 +57,8 @@ def import_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, dtype=None, allow_non
     wanted = {n for e in names.entries(config) for n in names.hf_names(config, e)}
     tensors = {n: (shape, np.dtype(jnp.dtype(dt)), f) for n, (shape, dt, f) in headers.items() if n in wanted}
 
-    with folders.writing(ckpt_dir):
-        folders.clean_leftovers(ckpt_dir)
-        tmp = folders.new_temp(ckpt_dir)
+    recheck = functools.partial(folders.check_target, ckpt_dir, overwrite=False, hf_export=False)
+    with folders.replacing(ckpt_dir, recheck) as tmp:
         threads = threads or min(os.cpu_count() or 1, 8)
         total = sum(int(np.prod(s)) * np_dtype.itemsize for s in names.expected_hf_shapes(config).values())
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"import {hf_dir.name}", disable=not progress)
@@ -93,12 +93,9 @@ def import_hf(hf_dir: str | Path, ckpt_dir: str | Path, *, dtype=None, allow_non
                 (tmp / TOKENIZER_DIR).mkdir()
                 for f in tok:
                     shutil.copy2(f, tmp / TOKENIZER_DIR / f.name)
-            folders.check_target(ckpt_dir, overwrite=False, hf_export=False)
-            folders.swap_into_place(tmp, ckpt_dir)
         except BaseException:
             if pending is not None:  # let tensorstore finish, or it writes into the folder being removed
                 pending.exception()
-            shutil.rmtree(tmp, ignore_errors=True)
             raise
     return ckpt_dir
 
