@@ -47,7 +47,7 @@ from siamgpt_jax.generate.api_schema import (
     stream_chunks,
 )
 from siamgpt_jax.generate.backend import Backend, GenerationRequest
-from siamgpt_jax.generate.batcher import BatchFailed, Batcher
+from siamgpt_jax.generate.batcher import Batcher, BatchFailed
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,15 @@ def gateway_status(refused: int | None) -> tuple[int, str]:
     if refused is None:
         return 500, "server_error"
     return 502, "server_error"  # the upstream rejected our key, or failed after the retries
+
+
+def generation_failure(gens) -> tuple[int, str, str] | None:
+    """(status, OpenAI error type, message) for the first failed generation, None if none failed."""
+    failed = next((g for g in gens if g.finish_reason == "error"), None)
+    if failed is None:
+        return None
+    status, kind = gateway_status(failed.error_status)
+    return status, kind, f"generation failed: {failed.error or 'unknown error'}"
 
 
 def _validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -175,10 +184,10 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
             gens = await request.app.state.batcher.submit(requests)
         except BatchFailed as e:
             return _error(500, str(e), kind="server_error")
-        failed = [g for g in gens if g.finish_reason == "error"]
-        if failed:
-            status, kind = gateway_status(failed[0].error_status)
-            return _error(status, f"generation failed: {failed[0].error or 'unknown error'}", kind=kind)
+        failure = generation_failure(gens)
+        if failure is not None:
+            status, kind, message = failure
+            return _error(status, message, kind=kind)
         out = respond(gens, model_name, body.n)
         if not body.stream:
             return out
@@ -249,10 +258,10 @@ async def _text_events(batcher: Batcher, requests: list[GenerationRequest], body
             yield _event(error_body(str(e), kind="server_error"))
             yield _event("[DONE]")
             return
-        failed = [g for g in gens if g.finish_reason == "error"]
-        if failed:
-            _, kind = gateway_status(failed[0].error_status)
-            yield _event(error_body(f"generation failed: {failed[0].error or 'unknown error'}", kind=kind))
+        failure = generation_failure(gens)
+        if failure is not None:
+            _, kind, message = failure
+            yield _event(error_body(message, kind=kind))
             yield _event("[DONE]")
             return
         whole = respond(gens, model_name, body.n)
