@@ -1,7 +1,7 @@
 """AOT-compile a train step for a layout and report what XLA made of it, next to the planner.
 
-The step is the trainer's real SFT step for a StepSpec (`siamgpt_jax.train.aot.lower_train_step`,
-imported when first used: it brings in flax), or any factory with this contract (`step_factory=`):
+The step is the trainer's real SFT step for a StepSpec (`siamgpt_jax.train.aot.lower_train_step`),
+or any factory with this contract (`step_factory=`):
 
     step_factory(model_config, mesh, rules, spec: StepSpec) -> (step_fn, (state, batch))
 
@@ -128,7 +128,6 @@ def lower_step(model_config: Qwen3Config, mesh_cfg: MeshConfig, w: StepSpec, *, 
         fn, (state, batch) = step_factory(model_config, mesh, mesh_cfg.rules, w)
         jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
         return mesh, jitted.lower(state, batch), state, batch
-
     ls = lower_train_step(model_config, mesh, mesh_cfg.rules, w)
     return mesh, ls.lowered, ls.abstract_state, ls.abstract_batch
 

@@ -18,9 +18,7 @@ the trainer will use. The model is a first-order one; docs/MESH.md states every 
 
 from __future__ import annotations
 
-import itertools
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -323,22 +321,15 @@ def plan_layout(c: Qwen3Config, mesh_cfg: MeshConfig, w: StepSpec, hw: Hardware,
     def act_bytes(logical, shape, eb) -> float:
         return float(_numel(local_shape(logical, shape, sizes, rules)) * eb)
 
-    per_layer_saved, recomputed, sliced = 0.0, 0.0, 0.0
-    for _, (logical, shape, eb, saved_by) in _activation_tensors(c, w, micro_batch).items():
-        b = act_bytes(logical, shape, eb)
-        recomputed += b
-        if w.remat in saved_by:
-            per_layer_saved += b
-            # the [B,S,F] MLP residuals are read in place by fused elementwise backward ops; the
-            # others feed matmuls and reductions from a per-layer dynamic-slice copy
-            if "act_mlp" not in logical:
-                sliced += b
+    tensors = _activation_tensors(c, w, micro_batch).values()
+    recomputed = sum(act_bytes(logical, shape, eb) for logical, shape, eb, _ in tensors)
+    saved = [(logical, shape, eb) for logical, shape, eb, saved_by in tensors if w.remat in saved_by]
     if w.remat == "none" and planned_kernels(w) == "xla":
-        for logical, shape, eb in _autodiff_residuals(c, w, micro_batch).values():
-            b = act_bytes(logical, shape, eb)
-            per_layer_saved += b
-            if "act_mlp" not in logical:
-                sliced += b
+        saved += _autodiff_residuals(c, w, micro_batch).values()
+    per_layer_saved = sum(act_bytes(logical, shape, eb) for logical, shape, eb in saved)
+    # the [B,S,F] MLP residuals are read in place by fused elementwise backward ops; the others
+    # feed matmuls and reductions from a per-layer dynamic-slice copy
+    sliced = sum(act_bytes(logical, shape, eb) for logical, shape, eb in saved if "act_mlp" not in logical)
     per_step = sum(act_bytes(lg, sh, eb) for lg, sh, eb in _step_tensors(c, w, micro_batch).values())
     if w.remat == "none" and cb != pb:
         # Without remat the backward's matmuls read the compute-dtype copy each layer cast its
