@@ -57,17 +57,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{where}: cannot parse {value!r}")
-    if origin is typing.Literal:
-        choices = typing.get_args(tp)
+    if origin is typing.Literal or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
+        choices = list(typing.get_args(tp)) if origin is typing.Literal else [e.value for e in tp]
         if value not in choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}{_suggest(str(value), [str(c) for c in choices])}")
-        return value
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        choices = [e.value for e in tp]
-        try:
-            return tp(value)
-        except ValueError:
-            raise ConfigError(f"{where}: {value!r} is not one of {choices}{_suggest(str(value), [str(c) for c in choices])}") from None
+            raise ConfigError(f"{where}: {value!r} is not one of {choices}{_suggest(str(value), [str(c) for c in choices])}")
+        return value if origin is typing.Literal else tp(value)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value

@@ -81,8 +81,7 @@ def packed_segments(segment_ids: jnp.ndarray, max_segments: int):
     offsets = offsets.astype(jnp.int32)
     first, after = offsets[:, :-1], offsets[:, 1:]
     lengths = jnp.where(first < 0, -1, jnp.where(after < 0, S, after) - first).astype(jnp.int32)
-    fits = offsets[:, -1] < 0
-    return lengths, jnp.where(jnp.arange(max_segments + 1) < max_segments, offsets, -1), fits
+    return lengths, offsets, offsets[:, -1] < 0  # a row that fits has no (M+1)-th run start
 
 
 def packed_cudnn_attention(q, k, v, segment_ids, *, scale: float,
@@ -195,12 +194,15 @@ def cudnn_compiles(dtype, head_dim: int, q_heads: int, kv_heads: int, batch: int
     return cudnn_variant(dtype, head_dim, q_heads, kv_heads, batch, seq, packed) is not None
 
 
+def _on_gpu() -> bool:
+    return jax.default_backend() in ("gpu", "cuda")
+
+
 def resolve(name: str, q: jnp.ndarray, kv_heads: int | None = None, packed: bool = True) -> str:
     """'auto' -> 'cudnn' on GPU when cuDNN supports the dtype/shape and compiles at q's shape, else 'chunked'."""
     if name != "auto":
         return name
-    on_gpu = jax.default_backend() in ("gpu", "cuda")
-    if not (on_gpu and cudnn_supported(q)):
+    if not (_on_gpu() and cudnn_supported(q)):
         return "chunked"
     B, S, H, Dh = q.shape
     return "cudnn" if cudnn_compiles(jnp.dtype(q.dtype), Dh, H, kv_heads or H, B, S, packed) else "chunked"
@@ -212,7 +214,7 @@ def attention(q, k, v, segment_ids, *, scale: float, impl: str) -> jnp.ndarray:
         return xla_attention(q, k, v, segment_ids, scale=scale)
     if impl == "chunked":
         return chunked_attention(q, k, v, segment_ids, scale=scale)
-    if segment_ids is not None and jax.default_backend() in ("gpu", "cuda"):
+    if segment_ids is not None and _on_gpu():
         B, S, H, Dh = q.shape
         if cudnn_variant(jnp.dtype(q.dtype), Dh, H, k.shape[-2], B, S, True) == "packed":
             return packed_cudnn_attention(q, k, v, segment_ids, scale=scale)

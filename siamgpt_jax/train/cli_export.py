@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     out = hf_export.write_hf(config, reader, args.hf_dir, dtype=args.dtype,
                              max_shard_size=args.max_shard_size, write_extra=extra, overwrite=args.overwrite,
                              force=args.force, progress=not args.no_progress)
-    checked = f"; {len(reader.verified)} tensors matched their saved checksums" if hasattr(reader, "verified") else ""
+    verified = isinstance(reader, VerifiedReader)
+    checked = f"; {len(reader.verified)} tensors matched their saved checksums" if verified else ""
     print(f"wrote HF folder {out} from {what}{checked}")
     return 0
